@@ -1,0 +1,39 @@
+# Every target installs what it needs into .venv first, so a fresh machine needs only python3 and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install test test-slow test-all demo bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Default suite: everything except the slow and the external-autopilot markers (< 15 min on 2 cores).
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not px4_sitl and not ardupilot_sitl" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/autonomy demo --out out/demo
+
+bench: $(STAMP)
+	$(BIN)/python -m bench --out out/bench
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/ruff check autonomy sitl tests bench
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

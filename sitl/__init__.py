@@ -1,0 +1,1 @@
+"""The test world: vehicle and target simulation, synthetic camera, simulated autopilots, campaigns."""
