@@ -1,0 +1,104 @@
+"""Value types that cross room boundaries (bridge -> tracker -> guidance -> engagement).
+
+Plain frozen dataclasses and enums, no I/O and no pymavlink: every room may import this module.
+Units and frames are in the field names (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Autopilot(enum.Enum):
+    PX4 = "px4"
+    ARDUPILOT = "ardupilot"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class VehicleState:
+    """The vehicle as the autopilot reports it at ``t_s`` (autopilot clock mapped to ours, seconds).
+
+    ``q_body_to_ned`` is the Hamilton quaternion [w, x, y, z] rotating body FRD vectors into NED.
+    ``pos_ned_m`` is relative to the autopilot's local (EKF) origin. ``mode`` is the flavour's mode name
+    (e.g. "OFFBOARD", "AUTO.RTL", "GUIDED", "LOITER"); ``landed`` is None when the autopilot does not say.
+    """
+
+    t_s: float
+    pos_ned_m: np.ndarray
+    vel_ned_mps: np.ndarray
+    q_body_to_ned: np.ndarray
+    rate_body_radps: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    armed: bool = False
+    mode: str = "UNKNOWN"
+    autopilot: Autopilot = Autopilot.UNKNOWN
+    landed: bool | None = None
+    origin_lat_lon_alt: tuple[float, float, float] | None = None  # deg, deg, m AMSL of the NED origin
+
+
+@dataclass(frozen=True)
+class TargetCue:
+    """A hostile aerial track reported from the ground (radar, acoustic net, operator click), in our NED.
+
+    ``t_s`` is when the report was valid (our clock). ``target_id`` is the ground system's track number.
+    ``pos_std_m`` / ``vel_std_mps`` are 1-sigma isotropic uncertainties.
+    """
+
+    t_s: float
+    target_id: int
+    pos_ned_m: np.ndarray
+    vel_ned_mps: np.ndarray
+    pos_std_m: float = 10.0
+    vel_std_mps: float = 3.0
+    source: str = "ground"
+
+
+class OperatorCommandKind(enum.Enum):
+    AUTHORIZE = "authorize"  # engage exactly the track named by track_id
+    DENY = "deny"            # withdraw/refuse authorization for that track (or all when track_id is None)
+    ABORT = "abort"          # stop the engagement now: brake, hold, then RTL. Always wins.
+    RETURN = "return"        # end the mission and return to launch
+
+
+@dataclass(frozen=True)
+class OperatorCommand:
+    kind: OperatorCommandKind
+    t_s: float
+    track_id: int | None = None
+    valid_for_s: float = 30.0   # an authorization expires after this
+    signed: bool = False         # arrived in a correctly signed MAVLink frame
+    source_sysid: int = 255
+    source_compid: int = 190
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detector output for one frame, in pixels of the input frame.
+
+    ``xyxy_px`` (N, 4) float64 boxes; ``scores`` (N,); ``class_ids`` (N,) int64 indices into
+    ``class_names``. ``t_capture_s`` is the frame's capture time on our clock.
+    """
+
+    t_capture_s: float
+    xyxy_px: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: tuple[str, ...] = ("drone",)
+
+    def __post_init__(self) -> None:
+        n = len(self.scores)
+        if self.xyxy_px.shape != (n, 4) or self.class_ids.shape != (n,):
+            raise ValueError(
+                f"inconsistent detections: boxes {self.xyxy_px.shape}, scores {self.scores.shape}, "
+                f"classes {self.class_ids.shape}"
+            )
+
+    @classmethod
+    def empty(cls, t_capture_s: float, class_names: tuple[str, ...] = ("drone",)) -> "Detections":
+        return cls(t_capture_s, np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64), class_names)
+
+    def __len__(self) -> int:
+        return len(self.scores)
