@@ -102,3 +102,25 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
+
+
+class SetpointFrame(enum.Enum):
+    LOCAL_NED = "local_ned"  # MAV_FRAME_LOCAL_NED (1): world NED axes, position from the local origin
+    BODY_NED = "body_ned"    # MAV_FRAME_BODY_NED (8): NED axes rotated by heading; position not allowed on PX4
+
+
+@dataclass(frozen=True)
+class Setpoint:
+    """What the companion asks the autopilot to fly, flavour-neutral. None = not commanded.
+
+    Combinations an autopilot rejects (e.g. position + acceleration without velocity on ArduPilot, any
+    position in BODY_NED on PX4) and non-finite values are refused by the bridge's encoder before sending.
+    """
+
+    t_s: float
+    pos_ned_m: np.ndarray | None = None
+    vel_ned_mps: np.ndarray | None = None
+    acc_ned_mps2: np.ndarray | None = None
+    yaw_rad: float | None = None
+    yaw_rate_radps: float | None = None
+    frame: SetpointFrame = SetpointFrame.LOCAL_NED
