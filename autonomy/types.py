@@ -124,3 +124,36 @@ class Setpoint:
     yaw_rad: float | None = None
     yaw_rate_radps: float | None = None
     frame: SetpointFrame = SetpointFrame.LOCAL_NED
+
+
+class TrackStatus(enum.Enum):
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    COASTING = "coasting"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class TargetTrack:
+    """One tracked object as guidance and engagement see it (tracker output; truth perception makes it too).
+
+    ``los_ned`` is the unit line of sight from the camera to the target in NED at ``t_s``;
+    ``los_rate_ned_radps`` its time derivative (rad/s, perpendicular to ``los_ned``);
+    ``los_cov`` (3, 3) covariance of ``los_ned`` (rad^2); ``angular_size_rad`` the apparent size (box diagonal).
+    ``range_m`` is an estimate when one exists (cue, known class size), else None.
+    """
+
+    track_id: int
+    t_s: float
+    status: TrackStatus
+    los_ned: np.ndarray
+    los_rate_ned_radps: np.ndarray
+    los_cov: np.ndarray
+    angular_size_rad: float
+    class_name: str = "drone"
+    score: float = 1.0
+    box_xyxy_px: np.ndarray | None = None
+    age_s: float = 0.0
+    hits: int = 0
+    misses: int = 0
+    range_m: float | None = None
