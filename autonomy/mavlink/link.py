@@ -1,0 +1,271 @@
+"""Links: UDP (listen / connect), TCP, serial and log files behind one small interface, via pymavlink.
+
+URLs (``LinkConfig.url``):
+- ``udpin:127.0.0.1:14540``  listen (PX4 SITL's onboard link sends to 14540); replies go to the last peer
+- ``udpout:127.0.0.1:14580`` send to a fixed address
+- ``tcp:127.0.0.1:5760``     connect (ArduPilot SITL SERIAL0); the connect itself has a timeout
+- ``serial:/dev/ttyACM0:921600`` or a bare device path (baud from ``LinkConfig.baud``)
+- ``file:flight.tlog`` or a path ending in .tlog: replay; records come back with their logged time
+
+Every wait has a timeout. Garbage, truncated frames, bad CRCs and bad signatures become counted drops
+(``LinkStats``), never exceptions. Opening failures raise ``LinkError`` with the reason.
+
+Signing (MAVLink 2, AUTOPILOT_SPEC section 10): with a 32-byte key every frame we send is signed. Incoming
+unsigned frames are let through the parser (PX4 <= 1.16 does not sign telemetry) but carry ``_signed=False``;
+the bridge refuses unsigned or badly signed *commands* and counts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autonomy.mavlink.clock import Clock, MonotonicClock
+from autonomy.mavlink.errors import LinkError
+from autonomy.mavlink.wire import mavutil
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    url: str
+    baud: int = 921600
+    source_system: int = 1          # PX4 tracks a companion only when its sysid equals the vehicle's
+    source_component: int = 191     # MAV_COMP_ID_ONBOARD_COMPUTER
+    connect_timeout_s: float = 3.0
+    signing_key: bytes | None = None       # 32 bytes; or derived from a passphrase file, see load_signing_key
+    signing_link_id: int = 0
+
+
+def load_signing_key(path: str | Path) -> bytes:
+    """A 32-byte signing key from a file: 64 hex characters, 32 raw bytes, or a passphrase (SHA-256 of it,
+    as MAVProxy's ``signing setup`` does)."""
+    p = Path(path)
+    if not p.is_file():
+        raise LinkError(f"signing key file {p} does not exist")
+    raw = p.read_bytes()
+    text = raw.strip()
+    try:
+        if len(text) == 64:
+            return bytes.fromhex(text.decode())
+    except ValueError:
+        pass
+    if len(raw) == 32:
+        return raw
+    return hashlib.sha256(text).digest()
+
+
+@dataclass
+class LinkStats:
+    """Counters (monotonic, never reset) of what the link received and dropped."""
+
+    received: int = 0
+    sent: int = 0
+    bad_data: int = 0            # garbage, truncated frames, bad CRC, unparseable
+    bad_signature: int = 0       # signed frames whose signature failed (signing configured)
+    unsigned: int = 0            # unsigned frames while signing is configured
+    send_errors: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.bad_data += 1
+        key = reason.split(" ")[0:3]
+        k = " ".join(key)
+        self.by_reason[k] = self.by_reason.get(k, 0) + 1
+
+
+class _TcpConn(mavutil.mavtcp):
+    """mavutil's TCP link with a connect timeout and without its print-and-retry reconnect loop."""
+
+    def __init__(self, device: str, timeout_s: float, **kw) -> None:  # noqa: ANN003
+        self._timeout_s = timeout_s
+        self.closed_by_peer = False
+        super().__init__(device, retries=0, **kw)
+
+    def do_connect(self) -> None:
+        self.port = socket.create_connection(self.destination_addr, timeout=self._timeout_s)
+        self.port.setblocking(False)
+        self.port.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle_disconnect(self) -> None:
+        self.closed_by_peer = True
+
+    def handle_eof(self) -> None:
+        self.closed_by_peer = True
+
+    def reconnect(self) -> None:  # the bridge decides when to reconnect
+        return
+
+    def recv(self, n=None):  # noqa: ANN001, ANN201
+        if self.closed_by_peer:
+            return b""
+        return super().recv(n)
+
+
+class Link:
+    """One open MAVLink transport. Thread-safe send; receive from one thread only.
+
+    ``recv(max_wait_s)`` returns a list of ``(msg, t_recv_s)``: messages with their arrival time on the
+    injected clock (for log files, the recorded time, seconds). BAD_DATA never leaves this class.
+    """
+
+    def __init__(self, config: LinkConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or MonotonicClock()
+        self.stats = LinkStats()
+        self._send_lock = threading.Lock()
+        self._conn = None
+        self.is_log = False
+        self.open()
+
+    # ---------------------------------------------------------------- open / close
+    def open(self) -> None:
+        cfg = self.config
+        url = cfg.url
+        kw = dict(source_system=cfg.source_system, source_component=cfg.source_component)
+        try:
+            if url.startswith("udpin:"):
+                conn = mavutil.mavudp(url[6:], input=True, **kw)
+            elif url.startswith("udpout:") or url.startswith("udp:"):
+                conn = mavutil.mavudp(url.split(":", 1)[1], input=False, **kw)
+            elif url.startswith("tcp:"):
+                conn = _TcpConn(url[4:], cfg.connect_timeout_s, **kw)
+            elif url.startswith("file:") or url.endswith(".tlog"):
+                path = url[5:] if url.startswith("file:") else url
+                if not os.path.isfile(path):
+                    raise LinkError(f"log file {path} does not exist")
+                conn = mavutil.mavlogfile(path, **kw)
+                self.is_log = True
+            else:
+                conn = self._open_serial(url)
+        except LinkError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise LinkError(f"cannot open MAVLink link {url!r}: {type(exc).__name__}: {exc}") from exc
+        conn.robust_parsing = True
+        conn.mav.robust_parsing = True
+        if cfg.signing_key is not None:
+            if len(cfg.signing_key) != 32:
+                conn.close()
+                raise LinkError(f"signing key must be 32 bytes, got {len(cfg.signing_key)}")
+            conn.setup_signing(cfg.signing_key, sign_outgoing=True,
+                               allow_unsigned_callback=self._allow_unsigned, link_id=cfg.signing_link_id)
+        self._conn = conn
+
+    def _open_serial(self, url: str):  # noqa: ANN202
+        spec = url[7:] if url.startswith("serial:") else url
+        device, baud = spec, self.config.baud
+        if ":" in spec:
+            device, b = spec.rsplit(":", 1)
+            if b.isdigit():
+                baud = int(b)
+        if not os.path.exists(device):
+            raise LinkError(f"serial device {device} does not exist (url {url!r})")
+        try:
+            return mavutil.mavserial(device, baud=baud, source_system=self.config.source_system,
+                                     source_component=self.config.source_component)
+        except ImportError as exc:
+            raise LinkError(f"serial links need pyserial (pip install pyserial): {exc}") from exc
+        except Exception as exc:  # pyserial's SerialException is not an OSError on every version
+            raise LinkError(f"cannot open serial device {device} at {baud} baud: {exc}") from exc
+
+    def _allow_unsigned(self, _mav, _msgid: int) -> bool:  # noqa: ANN001
+        # Let unsigned frames through the parser; the bridge decides per message (commands refused).
+        self.stats.unsigned += 1
+        return True
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except OSError:
+                pass
+            self._conn = None
+
+    @property
+    def is_open(self) -> bool:
+        if self._conn is None:
+            return False
+        return not getattr(self._conn, "closed_by_peer", False)
+
+    @property
+    def signing(self) -> bool:
+        return self.config.signing_key is not None
+
+    @property
+    def mav(self):  # noqa: ANN201
+        """The pymavlink encoder (``*_encode`` methods) for building messages to ``send``."""
+        if self._conn is None:
+            raise LinkError(f"link {self.config.url!r} is closed")
+        return self._conn.mav
+
+    # ---------------------------------------------------------------- I/O
+    def wait_readable(self, max_wait_s: float) -> bool:
+        conn = self._conn
+        if conn is None or self.is_log or max_wait_s <= 0:
+            return True
+        fd = getattr(conn, "fd", None)
+        if fd is None:
+            return True
+        try:
+            r, _, _ = select.select([fd], [], [], max_wait_s)
+        except (OSError, ValueError):
+            return False
+        return bool(r)
+
+    def recv(self, max_wait_s: float = 0.0, max_msgs: int = 1000) -> list:
+        """Messages that arrived, as ``[(msg, t_recv_s)]``; waits at most ``max_wait_s`` for the first."""
+        conn = self._conn
+        if conn is None:
+            return []
+        if max_wait_s > 0 and not self.wait_readable(max_wait_s):
+            return []
+        out = []
+        sig = conn.mav.signing
+        for _ in range(max_msgs):
+            badsig_before = sig.badsig_count
+            try:
+                msg = conn.recv_msg()
+            except Exception as exc:  # noqa: BLE001 - a library failure on bad input is a drop, not a crash
+                if isinstance(exc, OSError) and not isinstance(exc, BlockingIOError):
+                    if hasattr(conn, "closed_by_peer"):
+                        conn.closed_by_peer = True
+                        break
+                self.stats.drop(f"exception {type(exc).__name__}")
+                continue
+            if sig.badsig_count != badsig_before:
+                self.stats.bad_signature += sig.badsig_count - badsig_before
+            if msg is None:
+                break
+            if msg.get_type() == "BAD_DATA":
+                self.stats.drop(str(getattr(msg, "reason", "bad data")))
+                continue
+            self.stats.received += 1
+            if self.is_log:
+                out.append((msg, float(getattr(msg, "_timestamp", 0.0))))
+            else:
+                out.append((msg, self.clock.now_s()))
+        return out
+
+    def send(self, msg) -> bool:  # noqa: ANN001
+        """Pack (sign when configured) and send; False (counted) when the transport refused it."""
+        conn = self._conn
+        if conn is None or self.is_log:
+            return False
+        with self._send_lock:
+            try:
+                conn.mav.send(msg)
+            except Exception:  # noqa: BLE001 - counted, the caller's loop goes on
+                self.stats.send_errors += 1
+                return False
+        self.stats.sent += 1
+        return True
+
+    def send_raw(self, data: bytes) -> None:
+        """Raw bytes (tests inject garbage through this on a peer link)."""
+        with self._send_lock:
+            self._conn.write(data)
