@@ -1,0 +1,211 @@
+"""Training-set generator: synthetic renders + YOLO labels, with the interceptor's target mix.
+
+Layout written to ``out_dir``::
+
+    images/000000.jpg ...      BGR renders (JPEG)
+    labels/000000.txt ...      YOLO: "<class> <cx> <cy> <w> <h>" normalised to the image, one per target
+    classes.txt                one class name per line, index order = CLASSES
+    meta.jsonl                 per image: scene mode, camera hfov, and each label with pixels, kind,
+                               range and visible fraction (for per-size / per-range evaluation)
+
+Mix (per image): ~10% empty frames, otherwise 1-4 objects; ~70% drones (quad, X8, FPV, Shahed, fixed
+wing), ~30% distractors (bird, airliner, helicopter); object size drawn log-uniformly 4-40 px for ~80% of
+objects and 40-300 px for the rest; the camera looks between 10 deg below and 35 deg above the horizon
+with random roll, at 2-300 m altitude; ~20% grey IR-like scenes.
+
+CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from autonomy.camera.model import Camera, CameraIntrinsics, CameraMount, bearings_cam_to_pixels, pixels_to_bearings_cam
+from autonomy.geometry import euler_to_quat
+from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, NOMINAL_SIZE_M
+from sitl.render.renderer import Renderer, RenderTarget
+from sitl.render.scene import RenderError, random_scene
+
+CLASSES = ("drone", "bird", "airplane", "helicopter")
+
+_DRONE_WEIGHTS = {"quad": 0.30, "quad_x8": 0.12, "fpv_quad": 0.18, "shahed": 0.25, "fixed_wing": 0.15}
+_DISTRACTOR_WEIGHTS = {"bird": 0.55, "airliner": 0.2, "helicopter": 0.25}
+_PALETTE = {
+    "quad": [(235, 235, 235), (40, 40, 40), (150, 150, 150), (60, 60, 60), (200, 205, 210)],
+    "quad_x8": [(30, 30, 30), (60, 60, 60), (200, 200, 200)],
+    "fpv_quad": [(40, 40, 40), (30, 30, 160), (30, 120, 200), (70, 70, 70)],
+    "shahed": [(150, 150, 145), (90, 90, 90), (40, 40, 40), (210, 210, 205), (100, 120, 110)],
+    "fixed_wing": [(225, 225, 225), (100, 110, 100), (60, 60, 60), (180, 180, 180)],
+    "bird": [(60, 60, 60), (30, 30, 30), (200, 200, 200), (110, 115, 120), (60, 80, 100)],
+    "airliner": [(240, 240, 240), (220, 220, 225), (180, 180, 185)],
+    "helicopter": [(60, 75, 60), (40, 40, 40), (220, 220, 220), (40, 40, 170), (150, 100, 40)],
+}
+
+
+def _pick(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    keys = list(weights)
+    p = np.asarray([weights[k] for k in keys], float)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _undistortion_ok(intr: CameraIntrinsics) -> bool:
+    """The camera model's pixel -> bearing -> pixel round trip holds at the image border."""
+    w, h = intr.width_px, intr.height_px
+    uv = np.array([[-0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h / 2], [w / 2, -0.5], [w - 0.5, -0.5]])
+    with np.errstate(all="ignore"):
+        back, front = bearings_cam_to_pixels(intr, pixels_to_bearings_cam(intr, uv))
+    return bool(np.all(front) and np.all(np.abs(back - uv) < 0.05))
+
+
+def random_camera(rng: np.random.Generator, image_size: tuple[int, int]) -> Camera:
+    """A camera of the requested size with a random FOV (30-90 deg), sometimes mild lens distortion."""
+    w, h = image_size
+    base = CameraIntrinsics.from_hfov(w, h, float(rng.uniform(30.0, 90.0)))
+    dist = (0.0,) * 5
+    if rng.random() < 0.4:
+        dist = (float(rng.uniform(-0.25, 0.1)), float(rng.uniform(-0.05, 0.08)), 0.0, 0.0, 0.0)
+    intr = CameraIntrinsics(w, h, base.fx_px, base.fy_px, base.cx_px, base.cy_px, dist)
+    if not _undistortion_ok(intr):  # strong barrel at a wide FOV: the camera model cannot invert it
+        intr = CameraIntrinsics(w, h, base.fx_px, base.fy_px, base.cx_px, base.cy_px)
+    return Camera(intr, CameraMount(tilt_up_rad=0.0), 30.0)
+
+
+def random_target(rng: np.random.Generator, camera: Camera, cam_pos: np.ndarray, q_cam: np.ndarray,
+                  kind: str | None = None, min_alt_m: float = 2.0) -> RenderTarget | None:
+    """A target of ``kind`` (random if None) placed on a random pixel at the range that gives it a
+    drawn pixel size (mostly 4-40 px). None if no placement above the ground was found."""
+    if kind is None:
+        kind = _pick(rng, _DRONE_WEIGHTS) if rng.random() < 0.7 else _pick(rng, _DISTRACTOR_WEIGHTS)
+    intr = camera.intrinsics
+    scale = float(rng.uniform(0.8, 1.25)) if kind != "bird" else float(rng.uniform(0.35, 1.6))
+    size_m = NOMINAL_SIZE_M[kind] * scale
+    px = math.exp(rng.uniform(math.log(4.0), math.log(40.0))) if rng.random() < 0.8 else \
+        math.exp(rng.uniform(math.log(40.0), math.log(300.0)))
+    px = min(px, 0.9 * min(intr.width_px, intr.height_px))
+    range_m = size_m * intr.fx_px / px
+    for _ in range(20):
+        uv = np.array([rng.uniform(-0.05, 1.05) * intr.width_px, rng.uniform(-0.05, 1.05) * intr.height_px])
+        los = camera.pixels_to_los_ned(uv, q_cam)
+        pos = cam_pos + los * range_m
+        if -pos[2] >= min_alt_m + 0.5 * size_m:
+            break
+    else:
+        return None
+    if kind in ("quad", "quad_x8", "fpv_quad"):
+        roll, pitch = rng.normal(0, 0.25, 2)
+        if kind == "fpv_quad":
+            pitch -= abs(rng.normal(0.4, 0.3))
+    elif kind in ("shahed", "fixed_wing", "airliner"):
+        roll, pitch = rng.normal(0, 0.3), rng.normal(0, 0.1)
+    else:
+        roll, pitch = rng.normal(0, 0.2, 2)
+    q = euler_to_quat(float(roll), float(pitch), float(rng.uniform(-math.pi, math.pi)))
+    pal = _PALETTE[kind]
+    color = pal[int(rng.integers(len(pal)))] if rng.random() < 0.8 else DEFAULT_BGR[kind]
+    return RenderTarget(kind, tuple(float(v) for v in pos), tuple(float(v) for v in q), scale,
+                        tuple(int(c) for c in color), float(rng.uniform(0, 2 * math.pi)))
+
+
+def random_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Camera position (NED, m) and attitude: 2-300 m up, looking -10..+35 deg, roll +-20 deg."""
+    alt = math.exp(rng.uniform(math.log(2.0), math.log(300.0)))
+    pos = np.array([rng.uniform(-500, 500), rng.uniform(-500, 500), -alt])
+    q = euler_to_quat(float(rng.normal(0, math.radians(8)) if rng.random() < 0.8 else rng.uniform(-0.35, 0.35)),
+                      float(rng.uniform(math.radians(-10), math.radians(35))), float(rng.uniform(-math.pi, math.pi)))
+    return pos, q
+
+
+def yolo_lines(labels, width_px: int, height_px: int) -> list[str]:
+    """YOLO lines for usable labels; camera-model pixels (centre of pixel 0 at 0) -> [0, 1] edges."""
+    out = []
+    for lab in labels:
+        x0, y0, x1, y1 = lab.xyxy_px
+        cx, cy = (0.5 * (x0 + x1) + 0.5) / width_px, (0.5 * (y0 + y1) + 0.5) / height_px
+        out.append(f"{CLASSES.index(lab.class_name)} {cx:.6f} {cy:.6f} {(x1 - x0) / width_px:.6f} "
+                   f"{(y1 - y0) / height_px:.6f}")
+    return out
+
+
+def render_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 512),
+                  empty_fraction: float = 0.1, ir_fraction: float = 0.2, max_targets: int = 4):
+    """One random training sample: (RenderedFrame, targets, scene, camera)."""
+    scene = random_scene(rng, ir_fraction=ir_fraction)
+    camera = random_camera(rng, image_size)
+    cam_pos, q = random_view(rng)
+    n = 0 if rng.random() < empty_fraction else int(rng.choice(np.arange(1, max_targets + 1),
+                                                               p=[0.6, 0.2, 0.12, 0.08][:max_targets]))
+    targets = [t for t in (random_target(rng, camera, cam_pos, q) for _ in range(n)) if t is not None]
+    renderer = Renderer(camera, scene)
+    frame = renderer.render(cam_pos, q, targets, rng, t_s=float(rng.uniform(0, 10)))
+    return frame, targets, scene, camera
+
+
+def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
+                 image_size: tuple[int, int] = (640, 512), empty_fraction: float = 0.1,
+                 ir_fraction: float = 0.2, jpeg_quality: int = 92, progress: bool = False) -> dict:
+    """Write ``n_images`` renders with YOLO labels into ``out_dir`` (see module docstring).
+    Returns counts: images, labels per class, empty images, excluded (too small / outside) targets."""
+    if n_images < 0:
+        raise RenderError("n_images must be >= 0")
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    stats = {"images": 0, "empty": 0, "excluded": 0, "ir": 0, **{f"n_{c}": 0 for c in CLASSES}}
+    t0 = time.perf_counter()
+    with open(out / "meta.jsonl", "w") as meta:
+        for i in range(n_images):
+            frame, targets, scene, camera = render_sample(rng, image_size, empty_fraction, ir_fraction)
+            name = f"{i:06d}"
+            cv2.imwrite(str(out / "images" / f"{name}.jpg"), frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            lines = yolo_lines(frame.labels, *image_size)
+            (out / "labels" / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+            meta.write(json.dumps({
+                "image": f"images/{name}.jpg", "mode": scene.mode,
+                "hfov_deg": round(math.degrees(camera.intrinsics.hfov_rad), 2),
+                "labels": [{"xyxy_px": [round(v, 2) for v in lab.xyxy_px], "class": lab.class_name,
+                            "kind": targets[lab.target_index].kind, "range_m": round(lab.range_m, 1),
+                            "visible_fraction": round(lab.visible_fraction, 3)} for lab in frame.labels],
+                "excluded": [{"kind": targets[lab.target_index].kind, "reason": lab.excluded} for lab in frame.excluded],
+            }) + "\n")
+            stats["images"] += 1
+            stats["empty"] += not frame.labels
+            stats["excluded"] += len(frame.excluded)
+            stats["ir"] += scene.mode == "ir"
+            for lab in frame.labels:
+                stats[f"n_{lab.class_name}"] += 1
+            if progress and (i + 1) % max(1, min(100, n_images // 20)) == 0 or progress and i + 1 == n_images:
+                el = time.perf_counter() - t0
+                print(f"\r{i + 1}/{n_images} images  {el:.0f} s  ({(i + 1) / el:.1f} img/s)", end="",
+                      file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sitl.render.dataset", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--n", type=int, required=True, help="number of images")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=512)
+    ap.add_argument("--empty-fraction", type=float, default=0.1)
+    ap.add_argument("--ir-fraction", type=float, default=0.2)
+    args = ap.parse_args(argv)
+    stats = make_dataset(args.out, args.n, np.random.default_rng(args.seed), (args.width, args.height),
+                         args.empty_fraction, args.ir_fraction, progress=True)
+    print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,482 @@
+"""The synthetic camera: procedural sky/terrain background + 3D-posed target silhouettes + sensor effects.
+
+Geometry is exact with respect to :class:`autonomy.camera.model.Camera`: every background pixel's ray comes
+from ``pixels_to_bearings_cam`` (so lens distortion bends the horizon as the real lens would) and every
+target vertex goes through ``bearings_cam_to_pixels``; labels are the projected extent of the drawn
+triangles. Pixel coordinates follow the camera model: the centre of the top-left pixel is (0, 0), so the
+image spans [-0.5, W-0.5] x [-0.5, H-0.5].
+
+Speed: the background (per-pixel ray directions, sky, clouds, sun, terrain) is evaluated at a reduced
+grid (``bg_downscale``, default 2 for widths >= 960) and upsampled; textures, ray tables and the sensor
+noise bank are built once per ``Renderer``. Targets are rasterised with OpenCV into a small supersampled
+patch around their projection (anti-aliased, so a 3-pixel drone looks like one) and alpha-composited.
+
+Known simplifications: targets are not occluded by terrain or trees; the terrain is flat at down = 0;
+the tree line and hills are rings around the camera (they move with it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from autonomy.camera.model import Camera, bearings_cam_to_pixels, pixels_to_bearings_cam
+from autonomy.geometry import quat_normalize, quat_to_rotmat
+from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, KINDS, MAT_ACCENT, MAT_DARK, MAT_DISC, MeshLibrary
+from sitl.render.scene import RenderError, SceneParams
+
+_NEAR_M = 0.05  # triangles with a vertex closer than this to the camera plane are not drawn
+_MIN_BOX_PX = 2.0
+_MAX_PATCH_PX = 4_000_000
+_N_AZ = 8192  # azimuth resolution of the tree-line and hill profiles
+
+
+@dataclass(frozen=True)
+class RenderTarget:
+    """One object in the world. ``pos_ned_m`` is its centre, ``q_body_to_ned`` its attitude (FRD body,
+    w-x-y-z), ``size_scale`` multiplies the real-size model, ``color_bgr`` overrides the main colour,
+    ``anim_phase_rad`` offsets the wing-flap / rotor animation."""
+
+    kind: str
+    pos_ned_m: tuple[float, float, float] | np.ndarray
+    q_body_to_ned: tuple[float, float, float, float] | np.ndarray = (1.0, 0.0, 0.0, 0.0)
+    size_scale: float = 1.0
+    color_bgr: tuple[int, int, int] | None = None
+    anim_phase_rad: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise RenderError(f"unknown target kind {self.kind!r}; expected one of {KINDS}")
+        if not (self.size_scale > 0 and math.isfinite(self.size_scale)):
+            raise RenderError(f"size_scale must be positive, got {self.size_scale}")
+        p = np.asarray(self.pos_ned_m, dtype=np.float64)
+        if p.shape != (3,) or not np.all(np.isfinite(p)):
+            raise RenderError(f"pos_ned_m must be 3 finite numbers, got {self.pos_ned_m!r}")
+
+
+@dataclass(frozen=True)
+class Label:
+    """``xyxy_px``: box in camera-model pixels (clipped to the image), ``class_name`` in
+    ("drone", "bird", "airplane", "helicopter"), ``target_index`` into the ``targets`` list,
+    ``visible_fraction``: share of the target's silhouette area inside the image (0..1).
+    ``excluded`` is "" for a usable label, else why it is not one ("too_small", "outside")."""
+
+    xyxy_px: tuple[float, float, float, float]
+    class_name: str
+    target_index: int
+    visible_fraction: float
+    excluded: str = ""
+    range_m: float = float("nan")
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """``image``: H x W x 3 uint8 BGR. ``labels``: usable labels only. ``excluded``: targets in front of
+    the camera that got no label (too small, outside the image), with the reason; targets behind the
+    camera appear in neither list."""
+
+    image: np.ndarray
+    labels: list[Label]
+    excluded: list[Label] = field(default_factory=list)
+
+
+def _fbm_2d(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
+    """Tileable fractal noise (n x n, float32 in [0, 1]) by spectral synthesis, power ~ f^-beta."""
+    white = rng.standard_normal((n, n))
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.rfftfreq(n)[None, :]
+    f = np.sqrt(fx * fx + fy * fy)
+    f[0, 0] = 1.0
+    spec = np.fft.rfft2(white) / f ** (beta / 2.0)
+    spec[0, 0] = 0.0
+    out = np.fft.irfft2(spec, s=(n, n))
+    lo, hi = np.percentile(out, [1, 99])
+    return np.clip((out - lo) / (hi - lo), 0, 1).astype(np.float32)
+
+
+def _fbm_1d(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
+    white = rng.standard_normal(n)
+    f = np.fft.rfftfreq(n)
+    f[0] = 1.0
+    spec = np.fft.rfft(white) / f ** (beta / 2.0)
+    spec[0] = 0.0
+    out = np.fft.irfft(spec, n=n)
+    lo, hi = out.min(), out.max()
+    return ((out - lo) / (hi - lo + 1e-12)).astype(np.float64)
+
+
+def _blur_wrap(tex: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of a tileable texture (wrap-around borders)."""
+    p = int(3 * sigma_px) + 1
+    padded = np.pad(tex, p, mode="wrap")
+    return np.ascontiguousarray(cv2.GaussianBlur(padded, (0, 0), sigma_px)[p:-p, p:-p])
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+class Renderer:
+    """Renders frames of one ``camera`` in one ``scene``; reuse it for every frame of a run.
+
+    ``render(cam_pos_ned_m, q_body_to_ned, targets, rng, t_s)`` -> :class:`RenderedFrame`.
+    """
+
+    def __init__(self, camera: Camera, scene: SceneParams, bg_downscale: int | None = None) -> None:
+        self.camera = camera
+        self.scene = scene
+        intr = camera.intrinsics
+        self.width_px, self.height_px = w, h = intr.width_px, intr.height_px
+        ds = bg_downscale if bg_downscale is not None else (2 if w >= 960 else 1)
+        if ds < 1:
+            raise RenderError("bg_downscale must be >= 1")
+        self._bw, self._bh = bw, bh = -(-w // ds), -(-h // ds)
+        # Ray table at the background grid's sample centres (exactly the full-res pixel positions that
+        # cv2.resize(INTER_LINEAR) maps them to), through the camera model's undistortion.
+        us = (np.arange(bw) + 0.5) * (w / bw) - 0.5
+        vs = (np.arange(bh) + 0.5) * (h / bh) - 0.5
+        uu, vv = np.meshgrid(us, vs)
+        with np.errstate(all="ignore"):
+            b = pixels_to_bearings_cam(intr, np.stack([uu, vv], axis=-1)).reshape(-1, 3)
+        if not np.all(np.isfinite(b)):
+            raise RenderError("the camera's lens distortion cannot be inverted over the whole image "
+                              "(undistortion diverges near the corners); use milder dist_coeffs")
+        self._rays_cam = np.ascontiguousarray(b.T.astype(np.float32))  # (3, N)
+        # Normalised-radius limit beyond which the distortion polynomial is not trusted.
+        corners = pixels_to_bearings_cam(intr, np.array([[-0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5],
+                                                         [w - 0.5, -0.5]]))
+        self._r_norm_max = 1.5 * float(np.max(np.hypot(corners[:, 0], corners[:, 1]) / corners[:, 2]))
+        self._distorted = any(intr.dist_coeffs)
+
+        trng = np.random.default_rng(scene.seed)
+        self._cloud_tex = _fbm_2d(trng, 512, 3.2)
+        self._cloud_tex_far = _blur_wrap(self._cloud_tex, 6.0)
+        cells = trng.random((24, 24)).astype(np.float32)
+        fields = cv2.resize(cells, (384, 384), interpolation=cv2.INTER_NEAREST)
+        fields = 0.75 * fields + 0.25 * cv2.resize(_fbm_2d(trng, 128, 2.5), (384, 384))
+        self._ground_tex = fields  # 16 px per field
+        self._ground_tex_far = _blur_wrap(fields, 8.0)
+        # Tree line and hills: profiles over azimuth (index = (az + pi) / 2pi * _N_AZ).
+        presence = _fbm_1d(trng, _N_AZ, 2.0)
+        thr = np.quantile(presence, 1.0 - scene.tree_cover) if scene.tree_cover > 0 else 2.0
+        crowns = 0.7 + 0.3 * _fbm_1d(trng, _N_AZ, 0.9)  # ragged crown line
+        tree_h = scene.tree_height_m * (0.55 + 0.45 * _fbm_1d(trng, _N_AZ, 2.0)) * crowns
+        self._tree_h_m = np.where(presence >= thr, tree_h, 0.0)
+        self._tree_d_m = scene.tree_distance_m * (0.6 + 0.8 * _fbm_1d(trng, _N_AZ, 3.0))
+        self._tree_shade = 0.8 + 0.4 * _fbm_1d(trng, _N_AZ, 0.8)
+        self._hill_h_m = scene.hill_height_m * _fbm_1d(trng, _N_AZ, 3.5) ** 1.5
+        nrng = np.random.default_rng(scene.seed + 1)
+        self._noise_pad = 32
+        self._noise_bank = None
+        if scene.noise_sigma_dn > 0:
+            self._noise_bank = (nrng.standard_normal((h + self._noise_pad, w + self._noise_pad),
+                                                     dtype=np.float32) * scene.noise_sigma_dn)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = ((xx - intr.cx_px) / (w / 2)) ** 2 + ((yy - intr.cy_px) / (h / 2)) ** 2
+        self._gain_map = (scene.exposure_gain * (1.0 - scene.vignette * np.clip(r2 / 2.0, 0, 1)))[..., None]
+        self._gamma_lut = np.clip(255.0 * (np.arange(256) / 255.0) ** (1.0 / scene.gamma), 0, 255).astype(np.uint8)
+        s_az, s_el = scene.sun_azimuth_rad, scene.sun_elevation_rad
+        self._sun_ned = np.array([math.cos(s_el) * math.cos(s_az), math.cos(s_el) * math.sin(s_az), -math.sin(s_el)])
+        self._meshes = MeshLibrary()
+        self._bg_cache_key: bytes | None = None
+        self._bg_cache: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ background
+    def background(self, cam_pos_ned_m: np.ndarray, q_body_to_ned: np.ndarray) -> np.ndarray:
+        """Background (sky, clouds, sun, terrain) as H x W x 3 float32 BGR in [0, 255], before sensor
+        effects. Cached for a repeated pose."""
+        key = np.concatenate([cam_pos_ned_m, q_body_to_ned]).tobytes()
+        if key == self._bg_cache_key and self._bg_cache is not None:
+            return self._bg_cache
+        img = self._background_lowres(cam_pos_ned_m, q_body_to_ned)
+        if (self._bw, self._bh) != (self.width_px, self.height_px):
+            img = cv2.resize(img, (self.width_px, self.height_px), interpolation=cv2.INTER_LINEAR)
+        self._bg_cache_key, self._bg_cache = key, img
+        return img
+
+    def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> np.ndarray:
+        sc = self.scene
+        r = self.camera.r_ned_from_cam(q).astype(np.float32)
+        d = r @ self._rays_cam  # (3, N) unit rays in NED
+        dn, de, dd = d[0], d[1], d[2]
+        sin_el = -dd
+        zen = np.asarray(sc.sky_zenith_bgr, np.float32)
+        hor = np.asarray(sc.sky_horizon_bgr, np.float32)
+        g = 1.0 - np.exp(-np.maximum(sin_el, 0.0) * sc.sky_gradient_scale)
+        img = hor[None, :] + g[:, None] * (zen - hor)[None, :]
+        shape2 = (self._bh, self._bw)
+
+        # Clouds: a textured layer at cloud_altitude_m above the camera, seen in perspective.
+        alt = max(-float(cam_pos[2]), 0.5)
+        cloud_a = np.zeros_like(sin_el)
+        if sc.cloud_cover > 0:
+            h_c = max(sc.cloud_altitude_m - alt, 50.0)
+            up = sin_el > 0.005
+            s = np.where(up, h_c / np.maximum(sin_el, 0.005), 0.0).astype(np.float64)
+            tile_m = 4.0 * sc.cloud_feature_m
+            mx = (((cam_pos[1] + de * s) / tile_m) % 1.0 * 512).astype(np.float32).reshape(shape2)
+            my = (((cam_pos[0] + dn * s) / tile_m) % 1.0 * 512).astype(np.float32).reshape(shape2)
+            near = cv2.remap(self._cloud_tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
+            far = cv2.remap(self._cloud_tex_far, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
+            wf = np.clip(s / (25.0 * h_c), 0, 1).astype(np.float32)
+            c = near * (1 - wf) + far * wf
+            thr = 0.85 - 0.8 * sc.cloud_cover
+            cloud_a = _smoothstep(thr, thr + 0.25, c) * up * np.exp(-s / (3.0 * sc.visibility_m)).astype(np.float32)
+            dens = _smoothstep(thr + 0.1, thr + 0.6, c)
+            ccol = np.asarray(sc.cloud_bgr, np.float32)[None, :] * (1 - dens[:, None]) + \
+                np.asarray(sc.cloud_shadow_bgr, np.float32)[None, :] * dens[:, None]
+            img += cloud_a[:, None] * (ccol - img)
+
+        # Sun glare (visible band only): a bright core and a wide halo, dimmed by clouds.
+        if sc.sun_glare > 0 and sc.mode == "visible":
+            sun = self._sun_ned.astype(np.float32)
+            ang2 = np.maximum(2.0 * (1.0 - (dn * sun[0] + de * sun[1] + dd * sun[2])), 0.0)
+            glare = sc.sun_glare * (np.exp(-ang2 / 0.0009) + 0.35 * np.exp(-ang2 / 0.06)) * (1 - 0.8 * cloud_a)
+            glare = np.minimum(glare, 1.0)
+            img += glare[:, None] * (255.0 - img)
+
+        # Terrain, nearest last: far ground, hills, ground in front of the trees, trees.
+        below = sin_el < 0
+        if np.any(below) or np.any(sin_el < 0.2):
+            el = np.arcsin(np.clip(sin_el, -1, 1))
+            az = np.arctan2(de, dn)
+            ia = ((az + math.pi) * (_N_AZ / (2 * math.pi))).astype(np.int32) % _N_AZ
+            ext = 3.0 / sc.visibility_m
+            # ground by ray-plane intersection at down = 0
+            rng_m = np.where(below, alt / np.maximum(-sin_el, 1e-4), 1e6).astype(np.float64)
+            rng_m = np.minimum(rng_m, 1e6)
+            tile_m = 24.0 * sc.field_size_m
+            gx = (((cam_pos[1] + de * rng_m) / tile_m) % 1.0 * 384).astype(np.float32).reshape(shape2)
+            gy = (((cam_pos[0] + dn * rng_m) / tile_m) % 1.0 * 384).astype(np.float32).reshape(shape2)
+            f_near = cv2.remap(self._ground_tex, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
+            f_far = cv2.remap(self._ground_tex_far, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
+            wf = np.clip(rng_m / (40.0 * sc.field_size_m), 0, 1).astype(np.float32)
+            f = f_near * (1 - wf) + f_far * wf
+            g0 = np.asarray(sc.ground_bgr, np.float32)
+            g1 = np.asarray(sc.ground_alt_bgr, np.float32)
+            ground = g0[None, :] + f[:, None] * (g1 - g0)[None, :]
+            haze = (1.0 - np.exp(-rng_m * ext)).astype(np.float32)[:, None]
+            ground += haze * (hor[None, :] - ground)
+            img = np.where(below[:, None], ground, img)
+            # hills
+            hd = sc.hill_distance_m
+            hill_top = np.arctan2(self._hill_h_m[ia] - alt, hd)
+            hill_base = math.atan2(-alt, hd)
+            is_hill = (el < hill_top) & (el >= hill_base)
+            if np.any(is_hill):
+                hcol = np.asarray(sc.hill_bgr, np.float32)
+                hz = 1.0 - math.exp(-hd * ext)
+                hcol = hcol + hz * (hor - hcol)
+                img[is_hill] = hcol
+            # trees
+            td = self._tree_d_m[ia]
+            tree_top = np.arctan2(self._tree_h_m[ia] - alt, td)
+            tree_base = np.arctan2(-alt, td)
+            is_tree = (el < tree_top) & (el >= tree_base)
+            if np.any(is_tree):
+                tcol = np.asarray(sc.tree_bgr, np.float32)[None, :] * self._tree_shade[ia[is_tree], None]
+                hz = (1.0 - np.exp(-td[is_tree] * ext))[:, None]
+                img[is_tree] = tcol + hz * (hor[None, :] - tcol)
+        return img.reshape(self._bh, self._bw, 3).astype(np.float32)
+
+    # ------------------------------------------------------------------ targets
+    def _target_colors(self, t: RenderTarget, mats: np.ndarray, light: np.ndarray, haze: float) -> np.ndarray:
+        sc = self.scene
+        if sc.mode == "ir":
+            lvl = float(sc.ir_target_level_dn)
+            base = np.full((len(mats), 3), lvl, np.float64)
+            hot = mats == MAT_DARK  # motors / engines run hotter than the airframe
+            base[hot] = np.clip(lvl + (25.0 if lvl > 128 else 10.0), 0, 255)
+            col = base * (0.9 + 0.1 * np.clip(light, 0, 1.4)[:, None] / 1.4)
+        else:
+            main = np.asarray(t.color_bgr if t.color_bgr is not None else DEFAULT_BGR[t.kind], np.float64)
+            table = np.stack([main, 0.25 * main + 20.0, np.array([40.0, 50.0, 170.0]) * 0.5 + main * 0.3,
+                              np.array([110.0, 110.0, 110.0])])
+            col = table[mats] * light[:, None]
+        hor = np.asarray(sc.sky_horizon_bgr, np.float64)
+        return np.clip(col + haze * (hor - col), 0, 255)
+
+    def _raster(self, uv: np.ndarray, cols: np.ndarray, is_disc: np.ndarray, x0: int, y0: int,
+                w: int, h: int, s: float):
+        """Rasterise triangles (painter order given) into a patch covering pixels x0..x0+w-1,
+        y0..y0+h-1 at ``s`` samples per pixel. Returns (col_o, mask_o, col_d, mask_d) upscaled."""
+        pw, ph = max(int(round(w * s)), 1), max(int(round(h * s)), 1)
+        p = (uv - np.array([x0 - 0.5, y0 - 0.5])) * s - 0.5
+        pts = np.clip(np.round(p * 16.0), -2e8, 2e8).astype(np.int32)
+        col_o = np.zeros((ph, pw, 3), np.float32)
+        mask_o = np.zeros((ph, pw), np.float32)
+        col_d = mask_d = None
+        if np.any(is_disc):
+            col_d = np.zeros((ph, pw, 3), np.float32)
+            mask_d = np.zeros((ph, pw), np.float32)
+        for i in range(len(pts)):
+            c = (float(cols[i, 0]), float(cols[i, 1]), float(cols[i, 2]))
+            if is_disc[i]:
+                cv2.fillConvexPoly(col_d, pts[i], c, cv2.LINE_8, 4)
+                cv2.fillConvexPoly(mask_d, pts[i], 1.0, cv2.LINE_8, 4)
+            else:
+                cv2.fillConvexPoly(col_o, pts[i], c, cv2.LINE_8, 4)
+                cv2.fillConvexPoly(mask_o, pts[i], 1.0, cv2.LINE_8, 4)
+        return col_o, mask_o, col_d, mask_d
+
+    def _draw_target(self, img: np.ndarray, idx: int, t: RenderTarget, cam_pos: np.ndarray,
+                     r_ned_from_cam: np.ndarray, t_s: float) -> Label | None:
+        """Composite one target into ``img`` (float32, in place). None if it is behind the camera."""
+        w_img, h_img = self.width_px, self.height_px
+        mesh = self._meshes.mesh(t.kind, t_s, t.anim_phase_rad)
+        rt = quat_to_rotmat(quat_normalize(np.asarray(t.q_body_to_ned, np.float64)))
+        pos = np.asarray(t.pos_ned_m, np.float64)
+        tri_ned = mesh.tris_body_m * t.size_scale @ rt.T + pos  # (T, 3, 3)
+        rel = tri_ned - cam_pos
+        tri_cam = rel @ r_ned_from_cam  # cam = R^T rel
+        z = tri_cam[..., 2]
+        ok = np.all(z > _NEAR_M, axis=1)
+        if self._distorted:
+            rn = np.hypot(tri_cam[..., 0], tri_cam[..., 1]) / np.maximum(z, 1e-9)
+            ok &= np.all(rn < self._r_norm_max, axis=1)
+        centre_cam = (pos - cam_pos) @ r_ned_from_cam
+        range_m = float(np.linalg.norm(pos - cam_pos))
+        if not np.any(ok):
+            if centre_cam[2] <= 0:
+                return None
+            return Label((0.0, 0.0, 0.0, 0.0), CLASS_OF_KIND[t.kind], idx, 0.0, "outside", range_m)
+        tri_cam, tri_ned, mats = tri_cam[ok], tri_ned[ok], mesh.material[ok]
+        uv, _ = bearings_cam_to_pixels(self.camera.intrinsics, tri_cam)  # (T, 3, 2)
+        # Flat shading: normal turned toward the camera; sun (dimmed by cloud) + sky light from above.
+        n = np.cross(tri_ned[:, 1] - tri_ned[:, 0], tri_ned[:, 2] - tri_ned[:, 0])
+        n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+        view = cam_pos - tri_ned.mean(axis=1)
+        n *= np.where(np.sum(n * view, axis=1) < 0, -1.0, 1.0)[:, None]
+        sun_k = 0.75 * (1.0 - 0.8 * self.scene.cloud_cover) * (self._sun_ned[2] < 0)
+        light = 0.22 + 0.45 * 0.5 * (1.0 - n[:, 2]) + sun_k * np.maximum(n @ self._sun_ned, 0.0)
+        haze = 1.0 - math.exp(-3.0 * range_m / self.scene.visibility_m)
+        cols = self._target_colors(t, mats, light, haze)
+        order = np.argsort(-tri_cam[..., 2].mean(axis=1), kind="stable")
+        uv, cols, is_disc = uv[order], cols[order], (mats[order] == MAT_DISC)
+
+        umin, vmin = uv[..., 0].min(), uv[..., 1].min()
+        umax, vmax = uv[..., 0].max(), uv[..., 1].max()
+        box = (max(umin, -0.5), max(vmin, -0.5), min(umax, w_img - 0.5), min(vmax, h_img - 0.5))
+        cls = CLASS_OF_KIND[t.kind]
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return Label((0.0, 0.0, 0.0, 0.0), cls, idx, 0.0, "outside", range_m)
+        # pixel index range of the full silhouette
+        fx0, fy0 = int(math.floor(umin + 0.5)), int(math.floor(vmin + 0.5))
+        fx1, fy1 = int(math.floor(umax + 0.5)), int(math.floor(vmax + 0.5))
+        fw, fh = fx1 - fx0 + 1, fy1 - fy0 + 1
+        big = max(fw, fh)
+        s = 8 if big <= 16 else 4 if big <= 64 else 2 if big <= 256 else 1
+        # region actually drawn: the silhouette box clipped to the image
+        x0, y0 = max(fx0, 0), max(fy0, 0)
+        x1, y1 = min(fx1, w_img - 1), min(fy1, h_img - 1)
+        rw, rh = x1 - x0 + 1, y1 - y0 + 1
+        while rw * rh * s * s > _MAX_PATCH_PX and s > 1:
+            s //= 2
+        col_o, mask_o, col_d, mask_d = self._raster(uv, cols, is_disc, x0, y0, rw, rh, s)
+        area_in = float(mask_o.sum() + (0.0 if mask_d is None else np.maximum(mask_d - mask_o, 0).sum())) / (s * s)
+        if (x0, y0, x1, y1) == (fx0, fy0, fx1, fy1):
+            area_all = area_in
+        else:  # coarse full-silhouette raster for the visible fraction
+            sc_ = min(float(s), math.sqrt(_MAX_PATCH_PX / max(fw * fh, 1)))
+            co, mo, cd, md = self._raster(uv, cols, is_disc, fx0, fy0, fw, fh, sc_)
+            area_all = float(np.maximum(mo, 0 if md is None else md).sum()) / (sc_ * sc_)
+            area_in = area_in if area_in <= area_all else area_all
+        vis = float(np.clip(area_in / area_all, 0.0, 1.0)) if area_all > 0 else 0.0
+        if s > 1:
+            col_o = cv2.resize(col_o, (rw, rh), interpolation=cv2.INTER_AREA)
+            mask_o = cv2.resize(mask_o, (rw, rh), interpolation=cv2.INTER_AREA)
+            if mask_d is not None:
+                col_d = cv2.resize(col_d, (rw, rh), interpolation=cv2.INTER_AREA)
+                mask_d = cv2.resize(mask_d, (rw, rh), interpolation=cv2.INTER_AREA)
+        roi = img[y0:y1 + 1, x0:x1 + 1]
+        if mask_d is not None:
+            k = 0.15 if self.scene.mode == "ir" else 0.35
+            roi *= (1.0 - k * mask_d)[..., None]
+            roi += k * col_d
+        roi *= (1.0 - mask_o)[..., None]
+        roi += col_o
+        excluded = ""
+        if max(box[2] - box[0], box[3] - box[1]) < _MIN_BOX_PX:
+            excluded = "too_small"
+        elif vis <= 0.0:
+            excluded = "outside"
+        return Label(tuple(float(v) for v in box), cls, idx, vis, excluded, range_m)
+
+    # ------------------------------------------------------------------ frame
+    def render(self, cam_pos_ned_m, q_body_to_ned, targets: list[RenderTarget] | tuple = (),
+               rng: np.random.Generator | None = None, t_s: float = 0.0,
+               rate_body_radps=None, exposure_s: float = 0.004) -> RenderedFrame:
+        """Render one frame.
+
+        ``cam_pos_ned_m`` (3,) camera position, ``q_body_to_ned`` (4,) vehicle attitude (the camera
+        mount comes from ``camera.mount``), ``targets`` objects in the world, ``rng`` drives the sensor
+        noise (None: no noise), ``t_s`` animates birds and rotors, ``rate_body_radps`` (3,) the vehicle's
+        angular rate: when given, the frame gets the motion blur of that rotation over ``exposure_s``.
+        """
+        cam_pos = np.asarray(cam_pos_ned_m, np.float64)
+        if cam_pos.shape != (3,) or not np.all(np.isfinite(cam_pos)):
+            raise RenderError(f"cam_pos_ned_m must be 3 finite numbers, got {cam_pos_ned_m!r}")
+        try:
+            q = quat_normalize(np.asarray(q_body_to_ned, np.float64))
+        except ValueError as exc:
+            raise RenderError(f"bad q_body_to_ned: {exc}") from exc
+        if q.shape != (4,):
+            raise RenderError(f"q_body_to_ned must have 4 elements, got shape {q.shape}")
+        for t in targets:
+            if not isinstance(t, RenderTarget):
+                raise RenderError(f"targets must be RenderTarget, got {type(t).__name__}")
+        sc = self.scene
+        img = self.background(cam_pos, q).copy()
+        r = self.camera.r_ned_from_cam(q)
+        labels: list[Label] = []
+        excluded: list[Label] = []
+        # far targets first so that nearer ones cover them
+        order = sorted(range(len(targets)), key=lambda i: -float(np.linalg.norm(
+            np.asarray(targets[i].pos_ned_m, np.float64) - cam_pos)))
+        for i in order:
+            lab = self._draw_target(img, i, targets[i], cam_pos, r, t_s)
+            if lab is None:
+                continue
+            (excluded if lab.excluded else labels).append(lab)
+        labels.sort(key=lambda l: l.target_index)
+        excluded.sort(key=lambda l: l.target_index)
+
+        if rate_body_radps is not None:
+            img = self._motion_blur(img, np.asarray(rate_body_radps, np.float64), exposure_s)
+        if sc.optics_blur_sigma_px > 0.05:
+            img = cv2.GaussianBlur(img, (0, 0), sc.optics_blur_sigma_px)
+        img *= self._gain_map
+        if self._noise_bank is not None and rng is not None:
+            ox, oy = int(rng.integers(0, self._noise_pad)), int(rng.integers(0, self._noise_pad))
+            noise = self._noise_bank[oy:oy + self.height_px, ox:ox + self.width_px]
+            img += noise[..., None]
+        np.clip(img, 0, 255, out=img)
+        out = img.astype(np.uint8)
+        if sc.gamma != 1.0:
+            out = cv2.LUT(out, self._gamma_lut)
+        if sc.mode == "ir":
+            out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        if sc.jpeg_quality > 0:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(sc.jpeg_quality)])
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return RenderedFrame(out, labels, excluded)
+
+    def _motion_blur(self, img: np.ndarray, rate_body_radps: np.ndarray, exposure_s: float) -> np.ndarray:
+        """Blur along the image motion that the body rotation causes at the image centre."""
+        w_cam = self.camera.mount.r_body_from_cam.T @ rate_body_radps
+        intr = self.camera.intrinsics
+        vx, vy = -intr.fx_px * w_cam[1] * exposure_s, intr.fy_px * w_cam[0] * exposure_s
+        length = math.hypot(vx, vy)
+        if length < 1.0:
+            return img
+        n = min(int(math.ceil(length)) | 1, 61)
+        k = np.zeros((n, n), np.float32)
+        c = n // 2
+        cv2.line(k, (int(round(c - vx / length * c)), int(round(c - vy / length * c))),
+                 (int(round(c + vx / length * c)), int(round(c + vy / length * c))), 1.0, 1, cv2.LINE_AA)
+        k /= k.sum()
+        return cv2.filter2D(img, -1, k)

@@ -1,0 +1,171 @@
+"""Synthetic camera: geometry of labels against the camera model, exclusion rules, determinism, dataset."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from autonomy.camera.model import Camera, CameraIntrinsics, CameraMount
+from autonomy.geometry import euler_to_quat, quat_to_rotmat
+from sitl.render import CLASS_OF_KIND, CLASSES, KINDS, NOMINAL_SIZE_M, Renderer, RenderError, RenderTarget, SceneParams, random_scene
+from sitl.render.dataset import make_dataset
+from sitl.render.models import MeshLibrary
+
+LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+def _camera(w=320, h=240, hfov=60.0, dist=(0.0,) * 5, tilt_deg=0.0) -> Camera:
+    b = CameraIntrinsics.from_hfov(w, h, hfov)
+    return Camera(CameraIntrinsics(w, h, b.fx_px, b.fy_px, b.cx_px, b.cy_px, dist),
+                  CameraMount(tilt_up_rad=math.radians(tilt_deg)))
+
+
+def _plain_scene(**kw) -> SceneParams:
+    base = dict(noise_sigma_dn=0.0, optics_blur_sigma_px=0.0, vignette=0.0, jpeg_quality=0, cloud_cover=0.0,
+                sun_glare=0.0, tree_cover=0.0, hill_height_m=0.0, visibility_m=1e9)
+    base.update(kw)
+    return SceneParams(**base)
+
+
+def _expected_box(cam: Camera, q_cam, cam_pos, t: RenderTarget):
+    """Independent projection of the target's mesh vertices through Camera.los_ned_to_pixels."""
+    mesh = MeshLibrary().mesh(t.kind, 0.0, t.anim_phase_rad)
+    v = mesh.tris_body_m.reshape(-1, 3) * t.size_scale @ quat_to_rotmat(np.asarray(t.q_body_to_ned)).T
+    uv, front = cam.los_ned_to_pixels(v + np.asarray(t.pos_ned_m) - cam_pos, q_cam)
+    assert front.all()
+    return uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()
+
+
+@pytest.mark.parametrize("dist", [(0.0,) * 5, (-0.2, 0.05, 0.001, -0.001, 0.0)])
+def test_label_box_is_the_projected_geometry(dist):
+    cam = _camera(dist=dist, tilt_deg=10.0)
+    r = Renderer(cam, _plain_scene())
+    q_cam = euler_to_quat(0.1, -0.05, 0.3)
+    cam_pos = np.array([10.0, -5.0, -40.0])
+    # a target placed on the line of sight of a chosen off-centre pixel
+    los = cam.pixels_to_los_ned(np.array([70.0, 180.0]), q_cam)
+    t = RenderTarget("shahed", tuple(cam_pos + 150.0 * los), tuple(euler_to_quat(0.2, 0.1, 1.0)))
+    f = r.render(cam_pos, q_cam, [t], None)
+    assert len(f.labels) == 1
+    lab = f.labels[0]
+    np.testing.assert_allclose(lab.xyxy_px, _expected_box(cam, q_cam, cam_pos, t), atol=1e-6)
+    cx, cy = 0.5 * (lab.xyxy_px[0] + lab.xyxy_px[2]), 0.5 * (lab.xyxy_px[1] + lab.xyxy_px[3])
+    assert abs(cx - 70.0) < 6 and abs(cy - 180.0) < 6  # the model's centre lands on the chosen pixel
+    assert lab.class_name == "drone" and lab.target_index == 0 and lab.visible_fraction == pytest.approx(1.0)
+    # the target is actually drawn inside its box and nowhere else
+    bg = r.render(cam_pos, q_cam, [], None).image.astype(int)
+    diff = np.abs(f.image.astype(int) - bg).sum(axis=2) > 8
+    ys, xs = np.nonzero(diff)
+    assert len(xs) > 10
+    assert xs.min() >= math.floor(lab.xyxy_px[0]) - 1 and xs.max() <= math.ceil(lab.xyxy_px[2]) + 1
+    assert ys.min() >= math.floor(lab.xyxy_px[1]) - 1 and ys.max() <= math.ceil(lab.xyxy_px[3]) + 1
+
+
+def test_box_size_scales_inverse_with_range():
+    cam = _camera()
+    r = Renderer(cam, _plain_scene())
+    widths = []
+    for rng_m in (15.0, 30.0, 60.0):
+        f = r.render((0, 0, -50.0), LEVEL, [RenderTarget("quad_x8", (rng_m, 0.0, -50.0))], None)
+        x0, y0, x1, y1 = f.labels[0].xyxy_px
+        widths.append(x1 - x0)
+    assert widths[0] / widths[1] == pytest.approx(2.0, rel=0.03)
+    assert widths[1] / widths[2] == pytest.approx(2.0, rel=0.03)
+
+
+def test_target_behind_camera_gives_no_label_and_is_not_drawn():
+    cam = _camera()
+    r = Renderer(cam, _plain_scene())
+    t = RenderTarget("airliner", (-300.0, 0.0, -50.0))
+    f = r.render((0, 0, -50.0), LEVEL, [t], None)
+    assert f.labels == [] and f.excluded == []
+    assert np.array_equal(f.image, r.render((0, 0, -50.0), LEVEL, [], None).image)
+
+
+def test_small_and_outside_targets_are_excluded_with_a_reason():
+    cam = _camera()
+    r = Renderer(cam, _plain_scene())
+    far = RenderTarget("fpv_quad", (2000.0, 0.0, -50.0))  # ~0.04 px
+    off = RenderTarget("quad", (10.0, 30.0, -50.0))  # 71 deg right of a 60 deg FOV, in front
+    near_edge = RenderTarget("helicopter", (60.0, 36.0, -50.0))  # straddles the right border
+    f = r.render((0, 0, -50.0), LEVEL, [far, off, near_edge], None)
+    reasons = {lab.target_index: lab.excluded for lab in f.excluded}
+    assert reasons == {0: "too_small", 1: "outside"}
+    (lab,) = f.labels
+    assert lab.target_index == 2 and lab.class_name == "helicopter"
+    assert 0.05 < lab.visible_fraction < 0.95
+    assert lab.xyxy_px[2] == pytest.approx(cam.intrinsics.width_px - 0.5)
+
+
+def test_seeded_determinism():
+    cam = _camera()
+    scene = random_scene(np.random.default_rng(7))
+    t = [RenderTarget("bird", (80.0, 5.0, -60.0)), RenderTarget("quad", (40.0, -3.0, -52.0))]
+    a = Renderer(cam, scene).render((0, 0, -50.0), euler_to_quat(0, 0.2, 0), t, np.random.default_rng(1), 0.3)
+    b = Renderer(cam, scene).render((0, 0, -50.0), euler_to_quat(0, 0.2, 0), t, np.random.default_rng(1), 0.3)
+    c = Renderer(cam, scene).render((0, 0, -50.0), euler_to_quat(0, 0.2, 0), t, np.random.default_rng(2), 0.3)
+    assert np.array_equal(a.image, b.image) and a.labels == b.labels
+    if scene.noise_sigma_dn > 0:
+        assert not np.array_equal(a.image, c.image)
+    assert random_scene(np.random.default_rng(3)) == random_scene(np.random.default_rng(3))
+
+
+@pytest.mark.parametrize("dist", [(0.0,) * 5, (-0.25, 0.06, 0.0, 0.0, 0.0)])
+def test_horizon_follows_attitude_and_lens(dist):
+    """Sky above / ground below the pixel the camera model gives for a level line of sight."""
+    cam = _camera(dist=dist)
+    scene = _plain_scene(sky_horizon_bgr=(250, 250, 250), sky_zenith_bgr=(250, 250, 250), ground_bgr=(0, 0, 0),
+                         ground_alt_bgr=(0, 0, 0))
+    r = Renderer(cam, scene, bg_downscale=1)
+    q_cam = euler_to_quat(math.radians(12.0), math.radians(5.0), 0.4)
+    img = r.render((0, 0, -2.0), q_cam, [], None).image[..., 1].astype(int)
+    for u in (15.0, 160.0, 300.0):
+        los = cam.pixels_to_los_ned(np.array([u, 120.0]), q_cam)
+        los[2] = 0.0  # level direction at that azimuth
+        (uh, vh), front = cam.los_ned_to_pixels(los, q_cam)
+        col = int(round(uh))
+        assert img[int(vh) - 3, col] > 200 and img[int(vh) + 4, col] < 50
+
+
+def test_class_names_for_every_kind():
+    cam = _camera()
+    r = Renderer(cam, _plain_scene())
+    for kind in KINDS:
+        rng_m = NOMINAL_SIZE_M[kind] * cam.intrinsics.fx_px / 30.0  # ~30 px
+        f = r.render((0, 0, -50.0), LEVEL, [RenderTarget(kind, (rng_m, 0, -50))], None)
+        assert [l.class_name for l in f.labels] == [CLASS_OF_KIND[kind]]
+        assert CLASS_OF_KIND[kind] in CLASSES
+    assert {CLASS_OF_KIND[k] for k in ("quad", "quad_x8", "fpv_quad", "shahed", "fixed_wing")} == {"drone"}
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(RenderError, match="kind"):
+        RenderTarget("zeppelin", (0, 0, 0))
+    with pytest.raises(RenderError, match="pos_ned_m"):
+        RenderTarget("quad", (0, 0))
+    r = Renderer(_camera(), _plain_scene())
+    with pytest.raises(RenderError, match="q_body_to_ned"):
+        r.render((0, 0, 0), (0, 0, 0, 0), [], None)
+    with pytest.raises(RenderError, match="cam_pos"):
+        r.render((0, float("nan"), 0), LEVEL, [], None)
+    with pytest.raises(RenderError):
+        SceneParams(mode="uv")
+
+
+def test_make_dataset_writes_yolo_labels(tmp_path):
+    stats = make_dataset(tmp_path, 6, np.random.default_rng(0), image_size=(160, 128))
+    assert stats["images"] == 6
+    assert (tmp_path / "classes.txt").read_text().split() == list(CLASSES)
+    n_lines = 0
+    for i in range(6):
+        img = cv2.imread(str(tmp_path / "images" / f"{i:06d}.jpg"))
+        assert img.shape == (128, 160, 3)
+        for line in (tmp_path / "labels" / f"{i:06d}.txt").read_text().splitlines():
+            c, cx, cy, w, h = line.split()
+            assert 0 <= int(c) < len(CLASSES)
+            assert all(0.0 <= float(v) <= 1.0 for v in (cx, cy, w, h))
+            n_lines += 1
+    assert n_lines == sum(stats[f"n_{c}"] for c in CLASSES) > 0
