@@ -1,0 +1,253 @@
+"""Non-blocking MAVLink 2 transports of the simulated autopilots (127.0.0.1 only).
+
+- :class:`UdpLink`: PX4-style onboard link. Binds ``127.0.0.1:local_port`` and sends to
+  ``127.0.0.1:remote_port`` at once; the first sender is latched as the partner for good and packets from any
+  other address are dropped (AUTOPILOT_SPEC.md §1, ``mavlink_receiver.cpp``).
+- :class:`TcpServerLink`: ArduPilot SERIAL0-style ``tcp:5760``. One client at a time; a second client is
+  accepted and closed at once. When the client leaves, the next one may connect.
+
+Both parse with pymavlink's MAVLink 2 parser in robust mode: garbage and truncated frames are counted in
+``stats.rx_bad`` and never raise.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+from autonomy.mavlink.wire import dialect
+
+HOST = "127.0.0.1"
+_MAX_TX_BUFFER = 1 << 20
+
+
+class SitlLinkError(OSError):
+    """A simulated-autopilot link could not be opened (port in use, bad port)."""
+
+
+@dataclass
+class LinkStats:
+    rx_msgs: int = 0
+    rx_bad: int = 0
+    rx_foreign: int = 0  # datagrams from a non-latched sender (UDP) or refused extra clients (TCP)
+    tx_msgs: int = 0
+    tx_dropped: int = 0
+
+
+class _Sink:
+    def __init__(self, link: _LinkBase) -> None:
+        self._link = link
+
+    def write(self, buf: bytes) -> None:
+        self._link._write(bytes(buf))
+
+
+class _LinkBase:
+    kind = "?"
+
+    def __init__(self, sysid: int, compid: int) -> None:
+        self.stats = LinkStats()
+        self._sysid, self._compid = sysid, compid
+        self._mav = self._new_parser()
+
+    def _new_parser(self):  # noqa: ANN202
+        mav = dialect.MAVLink(_Sink(self), srcSystem=self._sysid, srcComponent=self._compid)
+        mav.robust_parsing = True
+        return mav
+
+    def _decode(self, data: bytes) -> list:
+        out = []
+        try:
+            msgs = self._mav.parse_buffer(data) or []
+        except Exception:  # noqa: BLE001 - any parser failure is a counted drop, never a crash
+            self.stats.rx_bad += 1
+            self._mav = self._new_parser()
+            return out
+        for m in msgs:
+            if m.get_type() == "BAD_DATA" or m.get_type().startswith("UNKNOWN"):
+                self.stats.rx_bad += 1
+                continue
+            self.stats.rx_msgs += 1
+            out.append(m)
+        return out
+
+    def send(self, msg) -> None:  # noqa: ANN001
+        """Encode (MAVLink 2, our sysid/compid, next sequence number) and send; never raises."""
+        if not self.connected:
+            return
+        try:
+            self._mav.send(msg)
+            self.stats.tx_msgs += 1
+        except (OSError, ValueError, TypeError, dialect.MAVError):
+            self.stats.tx_dropped += 1
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def _write(self, buf: bytes) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Send what was queued this tick (messages are batched into datagrams / stream writes)."""
+
+
+class UdpLink(_LinkBase):
+    kind = "udp"
+
+    def __init__(self, local_port: int, remote_port: int, sysid: int = 1, compid: int = 1) -> None:
+        super().__init__(sysid, compid)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((HOST, int(local_port)))
+        except (OSError, OverflowError) as e:
+            self._sock.close()
+            raise SitlLinkError(f"cannot bind UDP {HOST}:{local_port}: {e}") from e
+        self._sock.setblocking(False)
+        self.local_port = self._sock.getsockname()[1]
+        self.remote = (HOST, int(remote_port))
+        self.latched = False
+        self._out = bytearray()
+
+    def describe(self) -> str:
+        return f"udp {HOST}:{self.local_port} -> {self.remote[0]}:{self.remote[1]}"
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def poll(self, max_packets: int = 500) -> list:
+        msgs = []
+        for _ in range(max_packets):
+            try:
+                data, addr = self._sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:  # ICMP port unreachable surfaces here on Linux: ignore
+                continue
+            if not self.latched:
+                self.remote, self.latched = addr, True
+            elif addr != self.remote:
+                self.stats.rx_foreign += 1
+                continue
+            msgs.extend(self._decode(data))
+        return msgs
+
+    def _write(self, buf: bytes) -> None:
+        # PX4 also packs several messages into one datagram (up to the MTU); receivers parse them in turn
+        if len(self._out) + len(buf) > 1400:
+            self.flush()
+        self._out += buf
+
+    def flush(self) -> None:
+        if not self._out:
+            return
+        try:
+            self._sock.sendto(self._out, self.remote)
+        except OSError:
+            self.stats.tx_dropped += 1
+        self._out = bytearray()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class TcpServerLink(_LinkBase):
+    kind = "tcp"
+
+    def __init__(self, port: int, sysid: int = 1, compid: int = 1) -> None:
+        super().__init__(sysid, compid)
+        self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._srv.bind((HOST, int(port)))
+            self._srv.listen(2)
+        except (OSError, OverflowError) as e:
+            self._srv.close()
+            raise SitlLinkError(f"cannot listen on TCP {HOST}:{port}: {e}") from e
+        self._srv.setblocking(False)
+        self.port = self._srv.getsockname()[1]
+        self._client: socket.socket | None = None
+        self._txbuf = bytearray()
+        self.connections = 0
+
+    def describe(self) -> str:
+        return f"tcp {HOST}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self._srv.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if self._client is None:
+                c.setblocking(False)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._client = c
+                self._mav = self._new_parser()
+                self._txbuf.clear()
+                self.connections += 1
+            else:  # one client per port
+                self.stats.rx_foreign += 1
+                c.close()
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+        self._txbuf.clear()
+
+    def poll(self, max_reads: int = 64) -> list:
+        self._accept()
+        msgs = []
+        if self._client is None:
+            return msgs
+        self._flush()
+        for _ in range(max_reads):
+            if self._client is None:
+                break
+            try:
+                data = self._client.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._drop_client()
+                break
+            if not data:
+                self._drop_client()
+                break
+            msgs.extend(self._decode(data))
+        return msgs
+
+    def _flush(self) -> None:
+        while self._txbuf and self._client is not None:
+            try:
+                n = self._client.send(self._txbuf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN,):
+                    self._drop_client()
+                return
+            del self._txbuf[:n]
+
+    def _write(self, buf: bytes) -> None:
+        if self._client is None:
+            return
+        if len(self._txbuf) + len(buf) > _MAX_TX_BUFFER:
+            self.stats.tx_dropped += 1
+            return
+        self._txbuf += buf
+
+    def flush(self) -> None:
+        self._flush()
+
+    def close(self) -> None:
+        self._drop_client()
+        self._srv.close()
