@@ -249,6 +249,14 @@ class Bridge:
         if mtype == "FOLLOW_TARGET" or mtype == "ADSB_VEHICLE":
             self._on_cue(msg, t_recv)
             return
+        if mtype == f"UNKNOWN_{MSG_ID_EVENT}":
+            # pymavlink's MAVLink_unknown carries the raw frame but no header: the source ids come from it
+            ev = decode_event_frame(msg.data)
+            if ev is None:
+                self.counters.dropped_events += 1
+            elif self.cache.vehicle is None or (ev.src_system, ev.src_component) == self.cache.vehicle:
+                self._texts.append(AutopilotText(t_recv, ev.severity, ev.text, ev))
+            return
         if not self.cache.is_from_vehicle(msg):
             return
         if mtype == "COMMAND_ACK":
@@ -262,12 +270,6 @@ class Bridge:
         elif mtype == "STATUSTEXT":
             text = msg.text if isinstance(msg.text, str) else msg.text.decode("ascii", "replace")
             self._texts.append(AutopilotText(t_recv, msg.severity, text.rstrip("\x00")))
-        elif mtype == f"UNKNOWN_{MSG_ID_EVENT}":
-            ev = decode_event_frame(msg.data)
-            if ev is None:
-                self.counters.dropped_events += 1
-            else:
-                self._texts.append(AutopilotText(t_recv, ev.severity, ev.text, ev))
 
     def _on_vehicle_heartbeat(self, now: float) -> None:
         if self.streamer is None and self.cache.flavour is not None:
