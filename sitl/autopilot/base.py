@@ -113,6 +113,7 @@ class Autopilot:
         self.ever_airborne_since_arm = False
         self.spool_until_s = 0.0
         self.takeoff_start_s = -1.0
+        self._statustext_id = 0
         self.statustexts: list[tuple[float, int, str]] = []  # (t_s, severity, text), for tests and logs
         self.events: list[tuple[float, str]] = []
         self.links: list[LinkState] = []
@@ -300,10 +301,18 @@ class Autopilot:
 
     def statustext(self, severity: int, text: str) -> None:
         self.statustexts.append((self.t_s, severity, text))
-        msg = dialect.MAVLink_statustext_message(severity, text[:50].encode(), 0, 0)
+        raw = text.encode("ascii", "replace")
+        if len(raw) <= 50:
+            msgs = [dialect.MAVLink_statustext_message(severity, raw, 0, 0)]
+        else:  # MAVLink 2 chunking: same id, chunk_seq 0.., the last chunk NUL-terminated
+            self._statustext_id = self._statustext_id % 65535 + 1
+            chunks = [raw[i:i + 50] for i in range(0, len(raw), 50)]
+            msgs = [dialect.MAVLink_statustext_message(severity, c, self._statustext_id, k)
+                    for k, c in enumerate(chunks)]
         for ls in self.links:
             if self.statustext_allowed(ls):
-                ls.link.send(msg)
+                for m in msgs:
+                    ls.link.send(m)
 
     def statustext_allowed(self, ls: LinkState) -> bool:
         return True

@@ -1,0 +1,430 @@
+"""Simulated PX4 endpoint over real UDP sockets on 127.0.0.1, stepped in lockstep by the test.
+
+A raw pymavlink client (sysid 1, compid 191, like the recorded companion in data/logs/px4_sih) talks to
+``Px4Autopilot`` through its real ``UdpLink``; the test advances simulated time and drains the socket after
+every step so that nothing is lost in the kernel buffers. Expected values: AUTOPILOT_SPEC.md and Appendix A.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import struct
+
+import pytest
+
+from autonomy.mavlink.wire import dialect as D
+from autonomy.mavlink.wire import mavutil
+from sitl.autopilot import Px4Autopilot, SimConfig, UdpLink, px4_custom_mode, px4_mode_name
+from tests.conftest import free_udp_port
+
+VEL_ONLY = 3527
+POS_ONLY = 3576
+
+
+class Px4Harness:
+    """Lockstep driver: step the autopilot, drain the client socket, remember what arrived (with sim time)."""
+
+    def __init__(self, params: dict | None = None, **cfg) -> None:  # noqa: ANN003
+        self.lp, self.rp = free_udp_port(), free_udp_port()
+        self.link = UdpLink(self.lp, self.rp)
+        self.ap = Px4Autopilot(SimConfig(**cfg), params or {}, [self.link])
+        self.c = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.rp}", source_system=1, source_component=191)
+        self.msgs: list = []          # (t_s, msg)
+        self.sp: tuple | None = None  # periodic set-point (kwargs) sent at 20 Hz
+        self._next_sp = 0.0
+        self.step(0.05)
+
+    def close(self) -> None:
+        self.c.close()
+        self.link.close()
+
+    def drain(self) -> None:
+        while True:
+            m = self.c.recv_match(blocking=False)
+            if m is None:
+                return
+            if m.get_type() != "BAD_DATA":
+                self.msgs.append((self.ap.t_s, m))
+
+    def send_sp(self, frame: int = 1, mask: int = VEL_ONLY, pos=(0, 0, 0), vel=(0, 0, 0), acc=(0, 0, 0),
+                yaw: float = 0.0, yaw_rate: float = 0.0, target=(1, 1)) -> None:  # noqa: ANN001
+        self.c.mav.set_position_target_local_ned_send(0, target[0], target[1], frame, mask, *pos, *vel, *acc, yaw,
+                                                      yaw_rate)
+
+    def step(self, t_s: float) -> None:
+        end = self.ap.t_s + t_s
+        while self.ap.t_s < end - 1e-9:
+            if self.sp is not None and self.ap.t_s >= self._next_sp - 1e-9:
+                self.send_sp(**self.sp)
+                self._next_sp = self.ap.t_s + 0.05
+            self.ap.step(0.01)
+            self.drain()
+
+    def stream(self, **sp) -> None:  # noqa: ANN003
+        self.sp = sp
+        self._next_sp = self.ap.t_s
+
+    def stop_stream(self) -> None:
+        self.sp = None
+
+    def command(self, cmd: int, *p: float, target=(1, 1), wait_s: float = 0.1) -> list:  # noqa: ANN001
+        n0 = len(self.msgs)
+        params = list(p) + [0.0] * (7 - len(p))
+        self.c.mav.command_long_send(target[0], target[1], cmd, 0, *params)
+        self.step(wait_s)
+        return [m for _, m in self.msgs[n0:] if m.get_type() == "COMMAND_ACK" and m.command == cmd]
+
+    def last(self, mtype: str):  # noqa: ANN201
+        for _, m in reversed(self.msgs):
+            if m.get_type() == mtype:
+                return m
+        return None
+
+    def since(self, t0: float, mtype: str) -> list:
+        return [m for t, m in self.msgs if t >= t0 and m.get_type() == mtype]
+
+    def set_mode(self, name: str) -> list:
+        main, sub = {"OFFBOARD": (6, 0), "POSCTL": (3, 0), "AUTO.LOITER": (4, 3), "AUTO.RTL": (4, 5)}[name]
+        return self.command(D.MAV_CMD_DO_SET_MODE, 1, main, sub)
+
+    def takeoff_offboard(self, alt_m: float = 10.0) -> None:
+        self.stream(frame=1, mask=POS_ONLY, pos=(0, 0, -alt_m))
+        self.step(1.0)
+        assert [a.result for a in self.set_mode("OFFBOARD")] == [0, 0]
+        assert [a.result for a in self.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 1)] == [0]
+        self.step(alt_m / 1.5 + 8.0)
+        assert self.ap.alt_rel_m > alt_m - 0.5
+
+
+@pytest.fixture
+def h():
+    hh = Px4Harness()
+    hh.step(3.2)  # estimator ready at 3 s
+    yield hh
+    hh.close()
+
+
+def test_heartbeat_identity_and_boot_mode():
+    hh = Px4Harness()
+    try:
+        hh.step(1.5)
+        hb = hh.last("HEARTBEAT")
+        assert (hb.get_srcSystem(), hb.get_srcComponent()) == (1, 1)
+        assert (hb.type, hb.autopilot) == (D.MAV_TYPE_QUADROTOR, D.MAV_AUTOPILOT_PX4)
+        assert hb.custom_mode == 50593792 and px4_mode_name(hb.custom_mode) == "AUTO.LOITER"
+        assert hb.base_mode == 29
+        assert hb.system_status == D.MAV_STATE_UNINIT
+        assert hb.get_msgbuf()[0] == 0xFD  # MAVLink 2
+        hh.step(2.5)
+        assert hh.last("HEARTBEAT").system_status == D.MAV_STATE_STANDBY
+    finally:
+        hh.close()
+
+
+def test_custom_mode_table_matches_spec():
+    expect = {"MANUAL": 65536, "ALTCTL": 131072, "POSCTL": 196608, "AUTO.READY": 17039360,
+              "AUTO.TAKEOFF": 33816576, "AUTO.LOITER": 50593792, "AUTO.MISSION": 67371008,
+              "AUTO.RTL": 84148224, "AUTO.LAND": 100925440, "AUTO.PRECLAND": 151257088, "ACRO": 327680,
+              "OFFBOARD": 393216, "STABILIZED": 458752}
+    for name, cm in expect.items():
+        assert px4_custom_mode(name) == cm
+        assert px4_mode_name(cm) == name
+
+
+def test_default_stream_rates(h):
+    t0 = h.ap.t_s
+    h.step(4.0)
+    want = {"ATTITUDE": 100, "ATTITUDE_QUATERNION": 50, "HIGHRES_IMU": 50, "GLOBAL_POSITION_INT": 50,
+            "LOCAL_POSITION_NED": 30, "ODOMETRY": 30, "TIMESYNC": 10, "ALTITUDE": 10, "VFR_HUD": 10,
+            "EXTENDED_SYS_STATE": 5, "SYS_STATUS": 5, "HEARTBEAT": 1, "HOME_POSITION": 0.5,
+            "BATTERY_STATUS": 0.5}
+    for name, hz in want.items():
+        n = len(h.since(t0, name))
+        assert abs(n / 4.0 - hz) <= max(0.15 * hz, 0.5), (name, n)
+    ts = h.since(t0, "TIMESYNC")[0]
+    assert ts.tc1 == 0 and ts.ts1 > 0  # PX4's own requests
+    assert not h.since(0, "STATUSTEXT")  # no GCS heartbeat on this link
+
+
+def test_set_message_interval_and_request_message(h):
+    assert h.command(D.MAV_CMD_SET_MESSAGE_INTERVAL, D.MAVLINK_MSG_ID_ATTITUDE, 50000)[0].result == 0
+    t0 = h.ap.t_s
+    h.step(2.0)
+    assert 36 <= len(h.since(t0, "ATTITUDE")) <= 44
+    assert h.command(D.MAV_CMD_SET_MESSAGE_INTERVAL, D.MAVLINK_MSG_ID_ATTITUDE, -1)[0].result == 0
+    t0 = h.ap.t_s
+    h.step(0.5)
+    assert not h.since(t0, "ATTITUDE")
+    assert h.command(D.MAV_CMD_SET_MESSAGE_INTERVAL, D.MAVLINK_MSG_ID_ATTITUDE, 0)[0].result == 0
+    t0 = h.ap.t_s
+    h.step(1.0)
+    assert len(h.since(t0, "ATTITUDE")) >= 90
+    failed = D.MAV_RESULT_FAILED
+    assert h.command(D.MAV_CMD_SET_MESSAGE_INTERVAL, D.MAVLINK_MSG_ID_HEARTBEAT, 100000)[0].result == failed
+    assert h.command(D.MAV_CMD_SET_MESSAGE_INTERVAL, D.MAVLINK_MSG_ID_ATTITUDE, 1000, 1)[0].result == failed
+    assert h.command(D.MAV_CMD_SET_MESSAGE_INTERVAL, 60000, 1000)[0].result == failed
+    n0 = len(h.since(0, "HOME_POSITION"))
+    assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION)[0].result == 0
+    assert len(h.since(0, "HOME_POSITION")) == n0 + 1
+    assert h.command(D.MAV_CMD_REQUEST_MESSAGE, 60000)[0].result == D.MAV_RESULT_DENIED
+    # REQUEST_DATA_STREAM is ignored by PX4
+    h.c.mav.request_data_stream_send(1, 1, 0, 1, 0)
+    t0 = h.ap.t_s
+    h.step(1.0)
+    assert len(h.since(t0, "ATTITUDE")) >= 90
+
+
+def test_offboard_entry_and_arming_rules(h):
+    acks = h.set_mode("OFFBOARD")  # no stream, disarmed: accepted (twice, like real PX4)
+    assert [a.result for a in acks] == [0, 0]
+    assert (acks[0].target_system, acks[0].target_component) == (1, 191)
+    h.step(1.1)
+    assert h.last("HEARTBEAT").custom_mode == 393216 and h.last("HEARTBEAT").base_mode == 17
+    acks = h.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 1)
+    assert [a.result for a in acks] == [D.MAV_RESULT_TEMPORARILY_REJECTED]
+    assert not h.ap.armed
+    h.stream(mask=VEL_ONLY)
+    h.step(1.5)
+    assert [a.result for a in h.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 1)] == [0]
+    h.step(1.0)
+    hb = h.last("HEARTBEAT")
+    assert hb.base_mode == 145 and hb.system_status == D.MAV_STATE_ACTIVE
+    # armed: a mode that needs RC is refused; disarm on the ground is fine
+    assert [a.result for a in h.set_mode("POSCTL")] == [D.MAV_RESULT_TEMPORARILY_REJECTED] * 2
+    assert h.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 2)[0].result == D.MAV_RESULT_UNSUPPORTED
+    # armed, no climb commanded: auto-disarm after COM_DISARM_PRFLT (10 s)
+    h.step(9.5)
+    assert not h.ap.armed
+    assert any("preflight" in e for _, e in h.ap.events)
+
+
+def test_offboard_flight_square_hold_land(h):
+    h.takeoff_offboard(10.0)
+    h.stream(mask=VEL_ONLY, vel=(0, 0, 0))
+    h.step(2.0)
+    start = h.ap.pos_ned_m.copy()
+    for vel in ((5, 0, 0), (0, 5, 0), (-5, 0, 0), (0, -5, 0)):
+        p0 = h.ap.pos_ned_m.copy()
+        h.stream(mask=VEL_ONLY, vel=vel)
+        h.step(4.0)
+        d = h.ap.pos_ned_m - p0
+        along = d[0] * vel[0] / 5 + d[1] * vel[1] / 5
+        assert 15.0 < along < 21.0, (vel, d)
+        lp = h.last("LOCAL_POSITION_NED")
+        assert abs(lp.x - h.ap.pos_ned_m[0]) < 0.5 and abs(lp.y - h.ap.pos_ned_m[1]) < 0.5
+    h.stream(mask=VEL_ONLY, vel=(0, 0, 0))
+    h.step(2.0)
+    assert math.hypot(*(h.ap.pos_ned_m - start)[:2]) < 6.0
+    # position hold
+    h.stream(mask=POS_ONLY, pos=(5.0, -3.0, -8.0))
+    h.step(10.0)
+    lp = h.last("LOCAL_POSITION_NED")
+    assert abs(lp.x - 5.0) < 0.3 and abs(lp.y + 3.0) < 0.3 and abs(lp.z + 8.0) < 0.3
+    gp = h.last("GLOBAL_POSITION_INT")
+    assert abs(gp.relative_alt - 8000) < 300 and abs(gp.alt - 496000) < 300
+    # land: AUTO.LAND, landing detected, disarm COM_DISARM_LAND later; the mode shown reverts to OFFBOARD
+    assert h.command(D.MAV_CMD_NAV_LAND)[0].result == 0
+    h.stop_stream()
+    h.step(1.5)
+    assert h.last("HEARTBEAT").custom_mode == 100925440
+    assert h.last("EXTENDED_SYS_STATE").landed_state == D.MAV_LANDED_STATE_LANDING
+    h.step(20.0)
+    assert not h.ap.armed and h.ap.landed
+    hb = h.last("HEARTBEAT")
+    assert hb.base_mode == 17 and hb.custom_mode == 393216
+    assert h.last("EXTENDED_SYS_STATE").landed_state == D.MAV_LANDED_STATE_ON_GROUND
+
+
+def test_offboard_loss_rtl_reentry_and_full_rtl():
+    hh = Px4Harness(params={"RTL_RETURN_ALT": 12.0})
+    try:
+        hh.step(3.2)
+        hh.takeoff_offboard(6.0)
+        hh.stream(mask=POS_ONLY, pos=(20.0, 0.0, -6.0))
+        hh.step(10.0)
+        t_last = hh.ap.t_s
+        hh.stop_stream()
+        hh.step(0.9)
+        assert hh.ap.nav_state == "OFFBOARD"
+        hh.step(0.3)
+        assert hh.ap.nav_state == "AUTO.RTL"          # failsafe ~COM_OF_LOSS_T after the last setpoint
+        fs_t = next(t for t, e in hh.ap.events if e.startswith("failsafe offboard"))
+        assert 0.95 <= fs_t - t_last <= 1.1
+        hh.step(1.0)
+        hb = hh.last("HEARTBEAT")
+        assert hb.custom_mode == 84148224 and hb.base_mode == 157 and hb.system_status == D.MAV_STATE_CRITICAL
+        # setpoints resume: PX4 re-enters OFFBOARD on its own
+        hh.stream(mask=POS_ONLY, pos=(20.0, 0.0, -6.0))
+        hh.step(1.2)
+        hb = hh.last("HEARTBEAT")
+        assert hh.ap.nav_state == "OFFBOARD" and hb.custom_mode == 393216 and hb.system_status == 4
+        # lose it again and let RTL run: climb to RTL_RETURN_ALT, fly home, land, disarm
+        hh.stop_stream()
+        max_alt = 0.0
+        for _ in range(60):
+            hh.step(1.0)
+            max_alt = max(max_alt, hh.ap.alt_rel_m)
+            if not hh.ap.armed:
+                break
+        assert max_alt > 11.0
+        assert not hh.ap.armed
+        assert math.hypot(*hh.ap.pos_ned_m[:2]) < 1.5
+    finally:
+        hh.close()
+
+
+def test_nav_takeoff_amsl_then_loiter(h):
+    assert h.command(D.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, math.nan, math.nan, math.nan, 488.0 + 7.0)[0].result == 0
+    assert h.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 1)[0].result == 0
+    h.step(1.5)
+    assert h.last("HEARTBEAT").custom_mode == 33816576
+    h.step(10.0)
+    assert abs(h.ap.alt_rel_m - 7.0) < 0.5
+    assert h.ap.nav_state == "AUTO.LOITER"
+    # disarm in the air is denied unless forced
+    assert h.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 0)[0].result == D.MAV_RESULT_TEMPORARILY_REJECTED
+    assert h.command(D.MAV_CMD_NAV_RETURN_TO_LAUNCH)[0].result == 0
+    h.step(0.2)
+    assert h.ap.nav_state == "AUTO.RTL" and h.ap.failsafe_mode is None
+
+
+def _param_values(h, t0: float) -> list:  # noqa: ANN001
+    return [m for m in h.since(t0, "PARAM_VALUE")]
+
+
+def test_param_protocol_bytewise(h):
+    t0 = h.ap.t_s
+    h.c.mav.param_request_read_send(1, 1, b"MAV_SYS_ID", -1)
+    h.c.mav.param_request_read_send(1, 1, b"COM_OF_LOSS_T", -1)
+    h.step(0.05)
+    sysid, loss = _param_values(h, t0)
+    assert sysid.param_type == 6 and struct.unpack("<i", struct.pack("<f", sysid.param_value))[0] == 1
+    assert sysid.param_value < 1e-40  # 1.4e-45 as a float: byte-wise, not a cast
+    assert loss.param_type == 9 and loss.param_value == pytest.approx(1.0)
+    # unknown name and type mismatch: PARAM_ERROR
+    h.c.mav.param_set_send(1, 1, b"NO_SUCH_PARAM", 1.0, 9)
+    h.c.mav.param_set_send(1, 1, b"COM_OBL_RC_ACT", 3.0, 9)
+    h.step(0.05)
+    errs = h.since(t0, "PARAM_ERROR")
+    assert [e.param_id for e in errs] == ["NO_SUCH_PARAM", "COM_OBL_RC_ACT"]
+    assert h.ap.params["COM_OBL_RC_ACT"] == 0
+    # a real INT32 set, byte-wise
+    t1 = h.ap.t_s
+    h.c.mav.param_set_send(1, 1, b"COM_OBL_RC_ACT", struct.unpack("<f", struct.pack("<i", 4))[0], 6)
+    h.step(0.05)
+    assert h.ap.params["COM_OBL_RC_ACT"] == 4
+    assert len(_param_values(h, t1)) == 2  # a real change is reported twice
+    # unchanged value: one PARAM_VALUE; MPC_XY_VEL_MAX lowers MPC_VEL_MANUAL
+    t2 = h.ap.t_s
+    h.c.mav.param_set_send(1, 1, b"MPC_XY_VEL_MAX", 12.0, 9)
+    h.step(0.05)
+    assert len(_param_values(h, t2)) == 1
+    t3 = h.ap.t_s
+    h.c.mav.param_set_send(1, 1, b"MPC_XY_VEL_MAX", 8.0, 9)
+    h.step(0.05)
+    assert [p.param_id for p in _param_values(h, t3)] == ["MPC_XY_VEL_MAX", "MPC_VEL_MANUAL", "MPC_XY_VEL_MAX"]
+    # list: ignored with target_system 0; with our id _HASH_CHECK first, then every parameter
+    t4 = h.ap.t_s
+    h.c.mav.param_request_list_send(0, 0)
+    h.step(0.2)
+    assert not _param_values(h, t4)
+    h.c.mav.param_request_list_send(1, 1)
+    h.step(0.3)
+    vals = _param_values(h, t4)
+    assert vals[0].param_id == "_HASH_CHECK" and vals[0].param_type == 5
+    assert len(vals) == len(h.ap.params) + 1 == vals[1].param_count + 1
+    assert sorted(v.param_index for v in vals[1:]) == list(range(len(h.ap.params)))
+
+
+def test_target_filtering_and_first_sender_latch(h):
+    assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(5, 1)) == []
+    assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(1, 99)) == []
+    assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(0, 0))[0].result == 0
+    # a second sender is not the latched partner: ignored
+    intruder = mavutil.mavlink_connection(f"udpout:127.0.0.1:{h.lp}", source_system=200, source_component=1)
+    try:
+        intruder.mav.command_long_send(1, 1, D.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 21196, 0, 0, 0, 0, 0)
+        h.step(0.2)
+        assert not h.ap.armed and h.link.stats.rx_foreign >= 1
+    finally:
+        intruder.close()
+
+
+def test_setpoint_frames_and_statustext_only_to_gcs(h):
+    h.send_sp(frame=D.MAV_FRAME_LOCAL_OFFSET_NED)
+    h.step(0.1)
+    assert not h.since(0, "STATUSTEXT")  # no GCS heartbeat seen yet
+    assert h.ap.statustexts[-1][2].endswith("coordinate frame 7 unsupported")
+    h.c.mav.heartbeat_send(D.MAV_TYPE_GCS, D.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+    h.send_sp(frame=D.MAV_FRAME_BODY_FRD)
+    h.step(0.1)
+    st = h.since(0, "STATUSTEXT")
+    assert len(st) == 2 and st[0].id == st[1].id != 0 and [s.chunk_seq for s in st] == [0, 1]
+    assert "".join(s.text for s in st).endswith("coordinate frame 12 unsupported") and st[0].severity == 2
+    # BODY_NED: position dropped, velocity rotated by heading; yaw-only is not proof of life
+    t_before = h.ap.last_offboard_s
+    h.send_sp(frame=D.MAV_FRAME_LOCAL_NED, mask=0b0001_1111_1111)  # everything ignored but yaw
+    h.step(0.05)
+    assert h.ap.last_offboard_s == t_before
+    h.send_sp(frame=D.MAV_FRAME_BODY_NED, mask=0b0000_1100_0000_0000 | 0x1C0, pos=(9, 9, 9), vel=(1, 0, 0))
+    h.step(0.05)
+    sp = h.ap.offboard_sp
+    assert all(math.isnan(c) for c in sp.pos_ned_m) and sp.vel_ned_mps[0] == pytest.approx(1.0)
+
+
+def test_speed_and_tilt_limits():
+    hh = Px4Harness(params={"MPC_XY_VEL_MAX": 4.0})
+    try:
+        hh.step(3.2)
+        hh.takeoff_offboard(5.0)
+        hh.stream(mask=VEL_ONLY, vel=(20, 0, 0))
+        hh.step(6.0)
+        assert 3.5 < math.hypot(*hh.ap.vel_ned_mps[:2]) <= 4.1
+    finally:
+        hh.close()
+    from sitl.autopilot.params import PX4_INTERCEPTOR
+
+    hh = Px4Harness(params=PX4_INTERCEPTOR)
+    try:
+        hh.step(3.2)
+        hh.takeoff_offboard(5.0)
+        hh.stream(mask=VEL_ONLY, vel=(60, 0, 0))
+        max_tilt = 0.0
+        for _ in range(40):
+            hh.step(0.1)
+            att = hh.last("ATTITUDE")
+            max_tilt = max(max_tilt, math.degrees(math.acos(math.cos(att.roll) * math.cos(att.pitch))))
+        assert hh.ap.vel_ned_mps[0] > 40.0       # 70 m/s / 30 m/s^2 airframe: > 40 m/s after 4 s
+        assert max_tilt <= 72.5
+    finally:
+        hh.close()
+
+
+def test_timesync_reply(h):
+    h.c.mav.timesync_send(0, 123456789)
+    h.step(0.02)
+    rep = [m for m in h.since(0, "TIMESYNC") if m.ts1 == 123456789]
+    assert rep and abs(rep[0].tc1 / 1e9 - h.ap.t_s) < 0.05
+
+
+def test_garbage_and_truncated_bytes_do_not_crash(h, rng):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        # the harness client is the latched partner; send garbage from its own socket
+        for _ in range(20):
+            h.c.port.sendto(rng.integers(0, 256, int(rng.integers(1, 300)), dtype="uint8").tobytes(),
+                            ("127.0.0.1", h.lp))
+        good = D.MAVLink_command_long_message(1, 1, D.MAV_CMD_REQUEST_MESSAGE, 0, 242, 0, 0, 0, 0, 0, 0)
+        buf = good.pack(D.MAVLink(None, 1, 191))
+        h.c.port.sendto(buf[: len(buf) // 2], ("127.0.0.1", h.lp))  # truncated frame
+        h.c.port.sendto(b"\xfd" + bytes(300), ("127.0.0.1", h.lp))
+        h.step(0.1)
+        assert h.link.stats.rx_bad > 0
+        assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION)[0].result == 0
+        # NaN set-point fields on non-ignored axes are simply uncontrolled (PX4 semantics), no crash
+        h.send_sp(mask=VEL_ONLY, vel=(math.nan, math.nan, math.nan))
+        h.step(0.1)
+        assert h.ap.statustexts[-1][2].endswith("invalid")
+    finally:
+        sock.close()
