@@ -243,17 +243,87 @@ def predict_one(x, p, f, q):
 
 
 @njit(cache=True)
+def _blocks(dt, order, f1, q1):
+    """1-D transition and noise blocks (order x order) of CV (order 2) or CA (order 3) for dt seconds."""
+    f1[:, :] = 0.0
+    q1[:, :] = 0.0
+    if order == 2:
+        f1[0, 0] = 1.0
+        f1[0, 1] = dt
+        f1[1, 1] = 1.0
+        q1[0, 0] = dt ** 3 / 3.0
+        q1[0, 1] = dt ** 2 / 2.0
+        q1[1, 0] = dt ** 2 / 2.0
+        q1[1, 1] = dt
+    else:
+        f1[0, 0] = 1.0
+        f1[0, 1] = dt
+        f1[0, 2] = 0.5 * dt * dt
+        f1[1, 1] = 1.0
+        f1[1, 2] = dt
+        f1[2, 2] = 1.0
+        q1[0, 0] = dt ** 5 / 20.0
+        q1[0, 1] = dt ** 4 / 8.0
+        q1[0, 2] = dt ** 3 / 6.0
+        q1[1, 1] = dt ** 3 / 3.0
+        q1[1, 2] = dt ** 2 / 2.0
+        q1[2, 2] = dt
+        q1[1, 0] = q1[0, 1]
+        q1[2, 0] = q1[0, 2]
+        q1[2, 1] = q1[1, 2]
+
+
+@njit(cache=True)
 def predict_batch(x, p, idx, dt, order, q_ang, q_logsize):
-    """Predict tracks ``idx`` (K,) int64 by ``dt`` (K,) seconds each, in place on x (N, d), P (N, d, d)."""
+    """Predict tracks ``idx`` (K,) int64 by ``dt`` (K,) seconds each, in place on x (N, d), P (N, d, d).
+
+    Same result as :func:`predict_one` with :func:`transition`'s F and Q, using F = kron(F1, I3):
+    only the order x order block structure is multiplied (O(d^2 order) instead of O(d^3))."""
     d = x.shape[1]
-    f = np.empty((d, d))
-    q = np.empty((d, d))
-    for k in range(idx.shape[0]):
-        i = idx[k]
-        if dt[k] == 0.0:
+    f1 = np.zeros((order, order))
+    q1 = np.zeros((order, order))
+    fp = np.empty((d, d))
+    xn = np.empty(d)
+    last_dt = -1.0
+    for kk in range(idx.shape[0]):
+        i = idx[kk]
+        h = dt[kk]
+        if h == 0.0:
             continue
-        transition(dt[k], order, q_ang, q_logsize, f, q)
-        predict_one(x[i], p[i], f, q)
+        if h != last_dt:
+            _blocks(h, order, f1, q1)
+            last_dt = h
+        xi = x[i]
+        pi = p[i]
+        for bi in range(order):
+            for ax in range(3):
+                r = 3 * bi + ax
+                acc = 0.0
+                for bj in range(bi, order):
+                    acc += f1[bi, bj] * xi[3 * bj + ax]
+                xn[r] = acc
+                for c in range(d):
+                    acc = 0.0
+                    for bj in range(bi, order):
+                        acc += f1[bi, bj] * pi[3 * bj + ax, c]
+                    fp[r, c] = acc
+        for r in range(d):
+            xi[r] = xn[r]
+        for bi in range(order):
+            for ax in range(3):
+                r = 3 * bi + ax
+                for bc in range(order):
+                    for axc in range(3):
+                        c = 3 * bc + axc
+                        if c < r:
+                            continue
+                        acc = 0.0
+                        for bj in range(bc, order):
+                            acc += fp[r, 3 * bj + axc] * f1[bc, bj]
+                        if ax == axc:
+                            acc += q1[bi, bc] * (q_logsize if ax == 2 else q_ang)
+                        pi[r, c] = acc
+                        pi[c, r] = acc
 
 
 # ============================ measurement / gating ============================
@@ -300,11 +370,11 @@ def innovation(x, p, basis, los, logsize, sig_ang, sig_logsize, nu_out, s_out):
     """Innovation nu (3,) and its covariance S (3x3) of one detection against one track; False if unusable.
 
     H selects (a, b, s) (the first three state entries); R = diag(sig_ang^2, sig_ang^2, sig_logsize^2)."""
-    z = np.empty(2)
-    if not project_to_plane(basis, los, z):
+    den = basis[0, 0] * los[0] + basis[0, 1] * los[1] + basis[0, 2] * los[2]
+    if den < 0.1:
         return False
-    nu_out[0] = z[0] - x[0]
-    nu_out[1] = z[1] - x[1]
+    nu_out[0] = (basis[1, 0] * los[0] + basis[1, 1] * los[1] + basis[1, 2] * los[2]) / den - x[0]
+    nu_out[1] = (basis[2, 0] * los[0] + basis[2, 1] * los[1] + basis[2, 2] * los[2]) / den - x[1]
     nu_out[2] = logsize - x[2]
     for r in range(3):
         for c in range(3):
@@ -319,16 +389,28 @@ def innovation(x, p, basis, los, logsize, sig_ang, sig_logsize, nu_out, s_out):
 def gate_cost(x, p, basis, idx, det_los, det_logsize, det_sig_ang, sig_logsize, gate_d2, cost_out):
     """Squared Mahalanobis distance of every (track idx[r], detection j) pair, INF outside the gate.
 
-    cost_out (K, M). This is the association cost (the miss option is priced at the gate, see assign)."""
+    cost_out (K, M). This is the association cost (the miss option is priced at the gate, see assign).
+    Pairs are first rejected cheaply on a single coordinate: d^2 >= nu_k^2 / S_kk for every k."""
     nu = np.empty(3)
     s = np.empty((3, 3))
     si = np.empty((3, 3))
     for r in range(idx.shape[0]):
         i = idx[r]
+        bs = basis[i]
         for j in range(det_los.shape[0]):
             cost_out[r, j] = INF
-            if not innovation(x[i], p[i], basis[i], det_los[j], det_logsize[j], det_sig_ang[j], sig_logsize,
-                              nu, s):
+            u = det_los[j]
+            den = bs[0, 0] * u[0] + bs[0, 1] * u[1] + bs[0, 2] * u[2]
+            if den < 0.1:
+                continue
+            sa2 = det_sig_ang[j] * det_sig_ang[j]
+            na = (bs[1, 0] * u[0] + bs[1, 1] * u[1] + bs[1, 2] * u[2]) / den - x[i, 0]
+            if na * na > gate_d2 * (p[i, 0, 0] + sa2):
+                continue
+            nb = (bs[2, 0] * u[0] + bs[2, 1] * u[1] + bs[2, 2] * u[2]) / den - x[i, 1]
+            if nb * nb > gate_d2 * (p[i, 1, 1] + sa2):
+                continue
+            if not innovation(x[i], p[i], bs, u, det_logsize[j], det_sig_ang[j], sig_logsize, nu, s):
                 continue
             if inv3_sym(s, si) <= 0.0:
                 continue
@@ -421,20 +503,69 @@ def lsap(cost):
 def assign(cost, miss_cost):
     """Optimal track-to-detection assignment with misses: returns det4track (K,), -1 = unassigned.
 
-    Solves the K x (M + K) problem [cost | diag(miss_cost)] (off-diagonal of the miss block forbidden),
-    so each track either takes one detection (cost < INF) or pays ``miss_cost``; detections left over
-    cost nothing. The optimum is global over all tracks."""
+    For each connected component of the gated (finite-cost) bipartite graph, solves the k x (m + k)
+    problem [cost | diag(miss_cost)] (off-diagonal of the miss block forbidden), so each track either takes
+    one detection or pays ``miss_cost``; detections left over cost nothing. Components are independent, so
+    the union of their optima is the global optimum over all tracks."""
     k, m = cost.shape
-    aug = np.full((k, m + k), INF)
-    for r in range(k):
-        for j in range(m):
-            aug[r, j] = cost[r, j]
-        aug[r, m + r] = miss_cost
-    col = lsap(aug)
     out = np.full(k, -1, dtype=np.int64)
-    for r in range(k):
-        if col[r] >= 0 and col[r] < m and cost[r, col[r]] < INF:
-            out[r] = col[r]
+    comp_r = np.full(k, -1, dtype=np.int64)
+    comp_c = np.full(m, -1, dtype=np.int64)
+    stack = np.empty(k + m, dtype=np.int64)   # node ids: rows 0..k-1, cols k..k+m-1
+    rows = np.empty(k, dtype=np.int64)
+    cols = np.empty(m, dtype=np.int64)
+    ncomp = 0
+    for r0 in range(k):
+        if comp_r[r0] >= 0:
+            continue
+        has = False
+        for j in range(m):
+            if cost[r0, j] < INF:
+                has = True
+                break
+        if not has:
+            continue
+        # flood fill the component of row r0
+        nr = 0
+        nc = 0
+        top = 0
+        stack[top] = r0
+        top += 1
+        comp_r[r0] = ncomp
+        while top > 0:
+            top -= 1
+            node = stack[top]
+            if node < k:
+                rows[nr] = node
+                nr += 1
+                for j in range(m):
+                    if cost[node, j] < INF and comp_c[j] < 0:
+                        comp_c[j] = ncomp
+                        stack[top] = k + j
+                        top += 1
+            else:
+                j = node - k
+                cols[nc] = j
+                nc += 1
+                for r in range(k):
+                    if cost[r, j] < INF and comp_r[r] < 0:
+                        comp_r[r] = ncomp
+                        stack[top] = r
+                        top += 1
+        ncomp += 1
+        if nr == 1 and nc == 1:
+            if cost[rows[0], cols[0]] < miss_cost:
+                out[rows[0]] = cols[0]
+            continue
+        aug = np.full((nr, nc + nr), INF)
+        for a in range(nr):
+            for b in range(nc):
+                aug[a, b] = cost[rows[a], cols[b]]
+            aug[a, nc + a] = miss_cost
+        col = lsap(aug)
+        for a in range(nr):
+            if col[a] >= 0 and col[a] < nc and aug[a, col[a]] < INF:
+                out[rows[a]] = cols[col[a]]
     return out
 
 
@@ -495,76 +626,73 @@ def recentre(x, p, basis, order):
 
     New r0' = normalise(r0 + a e1 + b e2); e1', e2' = the old e1, e2 turned by the smallest rotation taking
     r0 to r0'. Derivatives map by the Jacobian J of the coordinate change at the point,
-    J = [[e1.e1', e2.e1'], [e1.e2', e2.e2']] / |r0 + a e1 + b e2|, and P -> T P T'."""
+    J = [[e1.e1', e2.e1'], [e1.e2', e2.e2']] / |r0 + a e1 + b e2|, and P -> T P T' (T = J on every
+    (a, b) derivative pair, 1 on the size entries)."""
     a0, b0 = x[0], x[1]
     if a0 == 0.0 and b0 == 0.0:
         return
-    r0 = basis[0].copy()
-    e1 = basis[1].copy()
-    e2 = basis[2].copy()
-    w = r0 + a0 * e1 + b0 * e2
-    nw = math.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
-    r1 = w / nw
-    # Rodrigues rotation taking r0 to r1
-    ax = np.array([r0[1] * r1[2] - r0[2] * r1[1], r0[2] * r1[0] - r0[0] * r1[2], r0[0] * r1[1] - r0[1] * r1[0]])
-    sn = math.sqrt(ax[0] * ax[0] + ax[1] * ax[1] + ax[2] * ax[2])
-    cs = r0[0] * r1[0] + r0[1] * r1[1] + r0[2] * r1[2]
+    r0x, r0y, r0z = basis[0, 0], basis[0, 1], basis[0, 2]
+    e1x, e1y, e1z = basis[1, 0], basis[1, 1], basis[1, 2]
+    e2x, e2y, e2z = basis[2, 0], basis[2, 1], basis[2, 2]
+    wx = r0x + a0 * e1x + b0 * e2x
+    wy = r0y + a0 * e1y + b0 * e2y
+    wz = r0z + a0 * e1z + b0 * e2z
+    nw = math.sqrt(wx * wx + wy * wy + wz * wz)
+    r1x, r1y, r1z = wx / nw, wy / nw, wz / nw
+    # Rodrigues rotation about k = (r0 x r1)/|.| by the angle between them, applied to e1
+    kx = r0y * r1z - r0z * r1y
+    ky = r0z * r1x - r0x * r1z
+    kz = r0x * r1y - r0y * r1x
+    sn = math.sqrt(kx * kx + ky * ky + kz * kz)
     if sn < 1e-15:
         return
-    k = ax / sn
-    f1 = np.empty(3)
-    f2 = np.empty(3)
-    kd1 = k[0] * e1[0] + k[1] * e1[1] + k[2] * e1[2]
-    kd2 = k[0] * e2[0] + k[1] * e2[1] + k[2] * e2[2]
-    kx1 = np.array([k[1] * e1[2] - k[2] * e1[1], k[2] * e1[0] - k[0] * e1[2], k[0] * e1[1] - k[1] * e1[0]])
-    kx2 = np.array([k[1] * e2[2] - k[2] * e2[1], k[2] * e2[0] - k[0] * e2[2], k[0] * e2[1] - k[1] * e2[0]])
-    for c in range(3):
-        f1[c] = e1[c] * cs + kx1[c] * sn + k[c] * kd1 * (1 - cs)
-        f2[c] = e2[c] * cs + kx2[c] * sn + k[c] * kd2 * (1 - cs)
-    # re-orthonormalise (Gram-Schmidt against r1) against rounding
-    d1 = f1[0] * r1[0] + f1[1] * r1[1] + f1[2] * r1[2]
-    f1 = f1 - d1 * r1
-    f1 = f1 / math.sqrt(f1[0] * f1[0] + f1[1] * f1[1] + f1[2] * f1[2])
-    f2 = np.array([r1[1] * f1[2] - r1[2] * f1[1], r1[2] * f1[0] - r1[0] * f1[2], r1[0] * f1[1] - r1[1] * f1[0]])
-    j00 = (e1[0] * f1[0] + e1[1] * f1[1] + e1[2] * f1[2]) / nw
-    j01 = (e2[0] * f1[0] + e2[1] * f1[1] + e2[2] * f1[2]) / nw
-    j10 = (e1[0] * f2[0] + e1[1] * f2[1] + e1[2] * f2[2]) / nw
-    j11 = (e2[0] * f2[0] + e2[1] * f2[1] + e2[2] * f2[2]) / nw
+    cs = r0x * r1x + r0y * r1y + r0z * r1z
+    kx, ky, kz = kx / sn, ky / sn, kz / sn
+    kd1 = kx * e1x + ky * e1y + kz * e1z
+    f1x = e1x * cs + (ky * e1z - kz * e1y) * sn + kx * kd1 * (1 - cs)
+    f1y = e1y * cs + (kz * e1x - kx * e1z) * sn + ky * kd1 * (1 - cs)
+    f1z = e1z * cs + (kx * e1y - ky * e1x) * sn + kz * kd1 * (1 - cs)
+    # re-orthonormalise against rounding: f1 _|_ r1, f2 = r1 x f1
+    d1 = f1x * r1x + f1y * r1y + f1z * r1z
+    f1x, f1y, f1z = f1x - d1 * r1x, f1y - d1 * r1y, f1z - d1 * r1z
+    n1 = math.sqrt(f1x * f1x + f1y * f1y + f1z * f1z)
+    f1x, f1y, f1z = f1x / n1, f1y / n1, f1z / n1
+    f2x = r1y * f1z - r1z * f1y
+    f2y = r1z * f1x - r1x * f1z
+    f2z = r1x * f1y - r1y * f1x
+    j00 = (e1x * f1x + e1y * f1y + e1z * f1z) / nw
+    j01 = (e2x * f1x + e2y * f1y + e2z * f1z) / nw
+    j10 = (e1x * f2x + e1y * f2y + e1z * f2z) / nw
+    j11 = (e2x * f2x + e2y * f2y + e2z * f2z) / nw
     d = x.shape[0]
-    t = np.zeros((d, d))
+    x[0] = 0.0
+    x[1] = 0.0
+    for blk in range(1, order):
+        o = 3 * blk
+        u0, u1 = x[o], x[o + 1]
+        x[o] = j00 * u0 + j01 * u1
+        x[o + 1] = j10 * u0 + j11 * u1
+    # P <- T P T': rows then columns, pairwise
     for blk in range(order):
         o = 3 * blk
-        t[o, o] = j00
-        t[o, o + 1] = j01
-        t[o + 1, o] = j10
-        t[o + 1, o + 1] = j11
-        t[o + 2, o + 2] = 1.0
-    xn = np.zeros(d)
-    for r in range(d):
-        acc = 0.0
         for c in range(d):
-            acc += t[r, c] * x[c]
-        xn[r] = acc
-    xn[0] = 0.0
-    xn[1] = 0.0
-    tp = np.zeros((d, d))
+            u0, u1 = p[o, c], p[o + 1, c]
+            p[o, c] = j00 * u0 + j01 * u1
+            p[o + 1, c] = j10 * u0 + j11 * u1
+    for blk in range(order):
+        o = 3 * blk
+        for r in range(d):
+            u0, u1 = p[r, o], p[r, o + 1]
+            p[r, o] = j00 * u0 + j01 * u1
+            p[r, o + 1] = j10 * u0 + j11 * u1
     for r in range(d):
-        for c in range(d):
-            acc = 0.0
-            for kk in range(d):
-                acc += t[r, kk] * p[kk, c]
-            tp[r, c] = acc
-    for r in range(d):
-        x[r] = xn[r]
-        for c in range(r, d):
-            acc = 0.0
-            for kk in range(d):
-                acc += tp[r, kk] * t[c, kk]
-            p[r, c] = acc
-            p[c, r] = acc
-    basis[0, :] = r1
-    basis[1, :] = f1
-    basis[2, :] = f2
+        for c in range(r + 1, d):
+            v = 0.5 * (p[r, c] + p[c, r])
+            p[r, c] = v
+            p[c, r] = v
+    basis[0, 0], basis[0, 1], basis[0, 2] = r1x, r1y, r1z
+    basis[1, 0], basis[1, 1], basis[1, 2] = f1x, f1y, f1z
+    basis[2, 0], basis[2, 1], basis[2, 2] = f2x, f2y, f2z
 
 
 @njit(cache=True)
@@ -608,31 +736,46 @@ def initiate(x, p, basis, los, logsize, sig_ang, cfg):
 
 # ============================ the fused step ============================
 
+# integer per-track fields ``ist`` (N, 4) and float per-track fields ``fst`` (N, 5)
+I_STATUS, I_ID, I_HITS, I_MISSES = 0, 1, 2, 3
+N_IST = 4
+F_T_FIRST, F_T_LAST_HIT, F_T_STATE, F_SCORE, F_ASPECT = 0, 1, 2, 3, 4
+N_FST = 5
+# exported rows: out_f (N, 23) and out_i (N, 6)
+O_LOS, O_RATE, O_COV, O_SIZE, O_BOX, O_AGE, O_SCORE, O_GROWTH = 0, 3, 6, 15, 16, 20, 21, 22
+N_OUT_F = 23
+OI_ID, OI_STATUS, OI_HITS, OI_MISSES, OI_CLASS, OI_SLOT = 0, 1, 2, 3, 4, 5
+N_OUT_I = 6
+
+
 @njit(cache=True)
 def step(
     # track state (capacity N), mutated in place
-    x, p, basis, status, track_id, hits, misses, t_first, t_last_hit, t_state, score, class_votes, aspect,
-    box_last,
+    x, p, basis, ist, fst, class_votes, box_last,
     # this frame
-    xyxy, det_score, det_class, n_classes, q_body_to_ned, r_body_cam, intr, cfg, t_s, next_id,
-    # outputs
-    det4slot, dropped_out,
+    xyxy, det_score, det_class, n_classes, q_body_to_ned, r_body_cam, intr, cfg, t_s,
+    # in/out
+    info, det4slot, out_f, out_i,
 ):
-    """One tracker cycle: measure -> predict -> gate -> assign -> update -> initiate -> lifecycle -> re-centre.
+    """One tracker cycle: measure -> predict -> gate -> assign -> update -> lifecycle -> re-centre ->
+    initiate -> export.
 
-    Returns the next free track id (>= next_id), or a negative error code (nothing changed then):
-    -1 non-finite box, -2 inverted box, -3 class id outside [0, n_classes). ``det4slot`` (N,) gets the detection
-    index used by each slot this frame (-1 none); ``dropped_out[0]`` the number of new tracks not started
-    because every slot was taken."""
+    ``info[0]`` is the next free track id (read and advanced); ``info[1]`` gets the number of new tracks
+    not started because every slot was taken. ``det4slot`` (N,) gets the detection index used by each slot
+    this frame (-1 none). Returns the number of live tracks written to ``out_f``/``out_i`` (see
+    :func:`export`), or a negative error code, in which case nothing was changed: -1 non-finite box,
+    -2 inverted box, -3 class id outside [0, n_classes), -5 non-finite or zero quaternion."""
     n_cap = x.shape[0]
     order = int(cfg[C_ORDER])
     m_all = xyxy.shape[0]
     for j in range(m_all):
         if det_class[j] < 0 or det_class[j] >= min(n_classes, MAX_CLASSES):
             return -3
+    qn = q_body_to_ned[0] ** 2 + q_body_to_ned[1] ** 2 + q_body_to_ned[2] ** 2 + q_body_to_ned[3] ** 2
+    if not (math.isfinite(qn) and qn > 1e-12):
+        return -5
     # 1. measurements in NED
-    r_nb = quat_to_rotmat(q_body_to_ned)
-    r_ned_cam = matmul3(r_nb, r_body_cam)
+    r_ned_cam = matmul3(quat_to_rotmat(q_body_to_ned), r_body_cam)
     los = np.empty((m_all, 3))
     logsize = np.empty(m_all)
     sig_ang = np.empty(m_all)
@@ -640,7 +783,6 @@ def step(
                                     sig_ang)
     if rc < 0:
         return rc
-    # usable detections
     keep = np.empty(m_all, dtype=np.int64)
     m = 0
     for j in range(m_all):
@@ -651,14 +793,14 @@ def step(
     live = np.empty(n_cap, dtype=np.int64)
     k = 0
     for i in range(n_cap):
-        if status[i] != FREE:
+        if ist[i, I_STATUS] != FREE:
             live[k] = i
             k += 1
     live = live[:k]
     dts = np.empty(k)
     for r in range(k):
-        dts[r] = t_s - t_state[live[r]]
-        t_state[live[r]] = t_s
+        dts[r] = t_s - fst[live[r], F_T_STATE]
+        fst[live[r], F_T_STATE] = t_s
     predict_batch(x, p, live, dts, order, cfg[C_Q_ANG], cfg[C_Q_LOGSIZE])
     # 3. gate
     cost = np.empty((k, m))
@@ -670,13 +812,13 @@ def step(
         ls_k[jj] = logsize[keep[jj]]
         sa_k[jj] = sig_ang[keep[jj]]
     gate_cost(x, p, basis, live, los_k, ls_k, sa_k, cfg[C_SIGMA_LOGSIZE], cfg[C_GATE_D2], cost)
-    # 4. assign (optimal)
+    # 4. associate (globally optimal)
     a4t = assign(cost, cfg[C_MISS_COST])
     used = np.zeros(m, dtype=np.bool_)
-    for i in range(n_cap):
-        det4slot[i] = -1
-    # 5. update / lifecycle of existing tracks
+    det4slot[:] = -1
+    # 5. update + lifecycle of existing tracks
     alpha = cfg[C_SCORE_ALPHA]
+    beta = cfg[C_ASPECT_ALPHA]
     for r in range(k):
         i = live[r]
         jj = a4t[r]
@@ -685,37 +827,35 @@ def step(
             used[jj] = True
             update_one(x[i], p[i], basis[i], los[j], logsize[j], sig_ang[j], cfg[C_SIGMA_LOGSIZE])
             det4slot[i] = j
-            hits[i] += 1
-            misses[i] = 0
-            t_last_hit[i] = t_s
-            score[i] = (1 - alpha) * score[i] + alpha * det_score[j]
+            ist[i, I_HITS] += 1
+            ist[i, I_MISSES] = 0
+            fst[i, F_T_LAST_HIT] = t_s
+            fst[i, F_SCORE] = (1 - alpha) * fst[i, F_SCORE] + alpha * det_score[j]
             class_votes[i, det_class[j]] += det_score[j]
-            w = xyxy[j, 2] - xyxy[j, 0]
-            h = xyxy[j, 3] - xyxy[j, 1]
-            aspect[i] = (1 - cfg[C_ASPECT_ALPHA]) * aspect[i] + cfg[C_ASPECT_ALPHA] * math.log(w / h)
+            ar = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
+            fst[i, F_ASPECT] = (1 - beta) * fst[i, F_ASPECT] + beta * ar
             for c in range(4):
                 box_last[i, c] = xyxy[j, c]
-            if status[i] == TENTATIVE and hits[i] >= cfg[C_CONFIRM_HITS]:
-                status[i] = CONFIRMED
-            elif status[i] == COASTING:
-                status[i] = CONFIRMED
+            if ist[i, I_STATUS] == TENTATIVE and ist[i, I_HITS] >= cfg[C_CONFIRM_HITS]:
+                ist[i, I_STATUS] = CONFIRMED
+            elif ist[i, I_STATUS] == COASTING:
+                ist[i, I_STATUS] = CONFIRMED
         else:
-            misses[i] += 1
-            score[i] = (1 - alpha) * score[i]
-            if status[i] == TENTATIVE:
-                if misses[i] >= cfg[C_MAX_TENT_MISSES]:
-                    status[i] = FREE
+            ist[i, I_MISSES] += 1
+            fst[i, F_SCORE] = (1 - alpha) * fst[i, F_SCORE]
+            if ist[i, I_STATUS] == TENTATIVE:
+                if ist[i, I_MISSES] >= cfg[C_MAX_TENT_MISSES]:
+                    ist[i, I_STATUS] = FREE
             else:
-                status[i] = COASTING
-                if t_s - t_last_hit[i] > cfg[C_MAX_COAST_S]:
-                    status[i] = FREE
-        if status[i] != FREE:
-            if max(p[i, 0, 0], p[i, 1, 1]) > cfg[C_MAX_POS_STD] ** 2:
-                status[i] = FREE
-        if status[i] != FREE:
+                ist[i, I_STATUS] = COASTING
+                if t_s - fst[i, F_T_LAST_HIT] > cfg[C_MAX_COAST_S]:
+                    ist[i, I_STATUS] = FREE
+        if ist[i, I_STATUS] != FREE and max(p[i, 0, 0], p[i, 1, 1]) > cfg[C_MAX_POS_STD] ** 2:
+            ist[i, I_STATUS] = FREE
+        if ist[i, I_STATUS] != FREE:
             recentre(x[i], p[i], basis[i], order)
     # 6. initiate tracks from unused, confident detections
-    dropped_out[0] = 0
+    info[1] = 0
     slot = 0
     for jj in range(m):
         if used[jj]:
@@ -723,80 +863,117 @@ def step(
         j = keep[jj]
         if det_score[j] < cfg[C_INIT_SCORE]:
             continue
-        while slot < n_cap and status[slot] != FREE:
+        while slot < n_cap and ist[slot, I_STATUS] != FREE:
             slot += 1
         if slot >= n_cap:
-            dropped_out[0] += 1
+            info[1] += 1
             continue
         i = slot
         initiate(x[i], p[i], basis[i], los[j], logsize[j], sig_ang[j], cfg)
-        status[i] = CONFIRMED if cfg[C_CONFIRM_HITS] <= 1 else TENTATIVE
-        track_id[i] = next_id
-        next_id += 1
-        hits[i] = 1
-        misses[i] = 0
-        t_first[i] = t_s
-        t_last_hit[i] = t_s
-        t_state[i] = t_s
-        score[i] = det_score[j]
+        ist[i, I_STATUS] = CONFIRMED if cfg[C_CONFIRM_HITS] <= 1 else TENTATIVE
+        ist[i, I_ID] = info[0]
+        info[0] += 1
+        ist[i, I_HITS] = 1
+        ist[i, I_MISSES] = 0
+        fst[i, F_T_FIRST] = t_s
+        fst[i, F_T_LAST_HIT] = t_s
+        fst[i, F_T_STATE] = t_s
+        fst[i, F_SCORE] = det_score[j]
         class_votes[i, :] = 0.0
         class_votes[i, det_class[j]] = det_score[j]
-        w = xyxy[j, 2] - xyxy[j, 0]
-        h = xyxy[j, 3] - xyxy[j, 1]
-        aspect[i] = math.log(w / h)
+        fst[i, F_ASPECT] = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
         for c in range(4):
             box_last[i, c] = xyxy[j, c]
         det4slot[i] = j
-    return next_id
+    # 7. export
+    return export(x, p, basis, ist, fst, class_votes, r_ned_cam, intr, t_s, out_f, out_i)
 
 
 # ============================ outputs ============================
 
 @njit(cache=True)
-def export(x, p, basis, status, aspect, q_body_to_ned, r_body_cam, intr, los_out, rate_out, cov_out,
-           size_out, box_out, slots_out):
-    """Write the NED outputs of every live track; returns how many. Box = projection of the LOS with the
-    angular size as diagonal and the tracked aspect ratio (NaN box if the LOS is behind the camera)."""
-    r_nb = quat_to_rotmat(q_body_to_ned)
-    r_ned_cam = matmul3(r_nb, r_body_cam)
-    f_mean = 0.5 * (intr[0] + intr[1])
+def export(x, p, basis, ist, fst, class_votes, r_ned_cam, intr, t_s, out_f, out_i):
+    """Write one row per live track (slot order) and return how many.
+
+    out_f: LOS NED (3), LOS rate NED rad/s (3), LOS covariance (3x3 row-major, rad^2), angular size rad,
+    box xyxy px (4; the LOS projected with the angular size as diagonal and the tracked aspect ratio, NaN
+    when behind the camera), age s, score, d ln(size)/dt 1/s. out_i: id, status, hits, misses, class, slot."""
     n = 0
     b = np.empty(3)
+    c1 = np.empty(3)
+    c2 = np.empty(3)
     uv = np.empty(2)
     for i in range(x.shape[0]):
-        if status[i] == FREE:
+        if ist[i, I_STATUS] == FREE:
             continue
-        slots_out[n] = i
         r0, e1, e2 = basis[i, 0], basis[i, 1], basis[i, 2]
-        # LOS = normalise(r0 + a e1 + b e2): with a re-centred frame a = b = 0 but keep it general
+        # LOS = normalise(r0 + a e1 + b e2): a = b = 0 after re-centring, kept general for predictions
         w0 = r0[0] + x[i, 0] * e1[0] + x[i, 1] * e2[0]
         w1 = r0[1] + x[i, 0] * e1[1] + x[i, 1] * e2[1]
         w2 = r0[2] + x[i, 0] * e1[2] + x[i, 1] * e2[2]
         nw = math.sqrt(w0 * w0 + w1 * w1 + w2 * w2)
-        los_out[n, 0] = w0 / nw
-        los_out[n, 1] = w1 / nw
-        los_out[n, 2] = w2 / nw
+        lx, ly, lz = w0 / nw, w1 / nw, w2 / nw
+        o = out_f[n]
+        o[O_LOS], o[O_LOS + 1], o[O_LOS + 2] = lx, ly, lz
         for c in range(3):
-            rate_out[n, c] = (x[i, 3] * e1[c] + x[i, 4] * e2[c]) / nw
+            o[O_RATE + c] = (x[i, 3] * e1[c] + x[i, 4] * e2[c]) / nw
         for r in range(3):
             for c in range(3):
-                cov_out[n, r, c] = (e1[r] * (p[i, 0, 0] * e1[c] + p[i, 0, 1] * e2[c])
-                                    + e2[r] * (p[i, 1, 0] * e1[c] + p[i, 1, 1] * e2[c])) / (nw * nw)
+                o[O_COV + 3 * r + c] = (e1[r] * (p[i, 0, 0] * e1[c] + p[i, 0, 1] * e2[c])
+                                        + e2[r] * (p[i, 1, 0] * e1[c] + p[i, 1, 1] * e2[c])) / (nw * nw)
         size = math.exp(x[i, 2])
-        size_out[n] = size
+        o[O_SIZE] = size
         for c in range(3):
-            b[c] = r_ned_cam[0, c] * los_out[n, 0] + r_ned_cam[1, c] * los_out[n, 1] + r_ned_cam[2, c] * los_out[n, 2]
+            b[c] = r_ned_cam[0, c] * lx + r_ned_cam[1, c] * ly + r_ned_cam[2, c] * lz
         if bearing_cam_to_pixel(b, intr, uv):
-            diag = size * f_mean
-            ar = math.exp(aspect[i])
+            ar = math.exp(fst[i, F_ASPECT])
+            # local radians per pixel of box diagonal at this image point (exact inverse of the
+            # corner-angle size measurement for a small box, distortion included)
+            h10 = 10.0 / math.sqrt(1.0 + ar * ar)
+            w10 = ar * h10
+            pixel_to_bearing_cam(uv[0] - 0.5 * w10, uv[1] - 0.5 * h10, intr, c1)
+            pixel_to_bearing_cam(uv[0] + 0.5 * w10, uv[1] + 0.5 * h10, intr, c2)
+            cx = c1[1] * c2[2] - c1[2] * c2[1]
+            cy = c1[2] * c2[0] - c1[0] * c2[2]
+            cz = c1[0] * c2[1] - c1[1] * c2[0]
+            rad_per_px = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz),
+                                    c1[0] * c2[0] + c1[1] * c2[1] + c1[2] * c2[2]) / 10.0
+            diag = size / max(rad_per_px, 1e-12)
             hgt = diag / math.sqrt(1.0 + ar * ar)
             wid = ar * hgt
-            box_out[n, 0] = uv[0] - 0.5 * wid
-            box_out[n, 1] = uv[1] - 0.5 * hgt
-            box_out[n, 2] = uv[0] + 0.5 * wid
-            box_out[n, 3] = uv[1] + 0.5 * hgt
+            o[O_BOX] = uv[0] - 0.5 * wid
+            o[O_BOX + 1] = uv[1] - 0.5 * hgt
+            o[O_BOX + 2] = uv[0] + 0.5 * wid
+            o[O_BOX + 3] = uv[1] + 0.5 * hgt
         else:
             for c in range(4):
-                box_out[n, c] = np.nan
+                o[O_BOX + c] = np.nan
+        o[O_AGE] = t_s - fst[i, F_T_FIRST]
+        o[O_SCORE] = fst[i, F_SCORE]
+        o[O_GROWTH] = x[i, 5]
+        oi = out_i[n]
+        oi[OI_ID] = ist[i, I_ID]
+        oi[OI_STATUS] = ist[i, I_STATUS]
+        oi[OI_HITS] = ist[i, I_HITS]
+        oi[OI_MISSES] = ist[i, I_MISSES]
+        best = 0
+        for c in range(1, class_votes.shape[1]):
+            if class_votes[i, c] > class_votes[i, best]:
+                best = c
+        oi[OI_CLASS] = best
+        oi[OI_SLOT] = i
         n += 1
     return n
+
+
+@njit(cache=True)
+def predict_export(x, p, basis, ist, fst, class_votes, slot, q_body_to_ned, r_body_cam, intr, t_s, order,
+                   q_ang, q_logsize, out_f, out_i):
+    """Export one slot predicted to t_s without changing the state (for ROI prediction)."""
+    xs = x[slot:slot + 1].copy()
+    ps = p[slot:slot + 1].copy()
+    dt = np.array([max(0.0, t_s - fst[slot, F_T_STATE])])
+    predict_batch(xs, ps, np.zeros(1, dtype=np.int64), dt, order, q_ang, q_logsize)
+    r_ned_cam = matmul3(quat_to_rotmat(q_body_to_ned), r_body_cam)
+    return export(xs, ps, basis[slot:slot + 1], ist[slot:slot + 1], fst[slot:slot + 1],
+                  class_votes[slot:slot + 1], r_ned_cam, intr, t_s, out_f, out_i)

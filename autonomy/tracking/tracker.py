@@ -143,47 +143,56 @@ class SelectionPolicy:
 class TrackList(Sequence):
     """The tracks of one step: a read-only sequence of :class:`TargetTrack`, built on access.
 
-    Holds its own arrays (a snapshot), so later steps do not change it. ``ids``, ``status_codes``,
-    ``los_ned``, ``boxes_xyxy_px`` give array access without building objects."""
+    Owns its arrays (a snapshot): later steps do not change it. Array views without building objects:
+    ``ids``, ``status_codes``, ``los_ned`` (n, 3), ``los_rate_ned_radps`` (n, 3), ``los_cov`` (n, 3, 3),
+    ``angular_size_rad`` (n,), ``boxes_xyxy_px`` (n, 4), ``growth_ps`` (n,) d ln(size)/dt in 1/s."""
 
-    __slots__ = ("t_s", "ids", "status_codes", "los_ned", "los_rate_ned_radps", "los_cov", "angular_size_rad",
-                 "boxes_xyxy_px", "age_s", "hits", "misses", "class_names", "score", "_items")
+    __slots__ = ("t_s", "_f", "_i", "_n", "_names", "_items")
 
-    def __init__(self, t_s, ids, status_codes, los, rate, cov, size, boxes, age, hits, misses, class_names,
-                 score):
+    def __init__(self, t_s: float, out_f: np.ndarray, out_i: np.ndarray, n: int, names: tuple[str, ...]):
         self.t_s = t_s
-        self.ids = ids
-        self.status_codes = status_codes
-        self.los_ned = los
-        self.los_rate_ned_radps = rate
-        self.los_cov = cov
-        self.angular_size_rad = size
-        self.boxes_xyxy_px = boxes
-        self.age_s = age
-        self.hits = hits
-        self.misses = misses
-        self.class_names = class_names
-        self.score = score
-        self._items: list[TargetTrack | None] = [None] * len(ids)
+        self._f = out_f
+        self._i = out_i
+        self._n = n
+        self._names = names
+        self._items: list[TargetTrack | None] = [None] * n
+
+    ids = property(lambda self: self._i[:self._n, K.OI_ID])
+    status_codes = property(lambda self: self._i[:self._n, K.OI_STATUS])
+    hits = property(lambda self: self._i[:self._n, K.OI_HITS])
+    misses = property(lambda self: self._i[:self._n, K.OI_MISSES])
+    los_ned = property(lambda self: self._f[:self._n, K.O_LOS:K.O_LOS + 3])
+    los_rate_ned_radps = property(lambda self: self._f[:self._n, K.O_RATE:K.O_RATE + 3])
+    los_cov = property(lambda self: self._f[:self._n, K.O_COV:K.O_COV + 9].reshape(-1, 3, 3))
+    angular_size_rad = property(lambda self: self._f[:self._n, K.O_SIZE])
+    boxes_xyxy_px = property(lambda self: self._f[:self._n, K.O_BOX:K.O_BOX + 4])
+    age_s = property(lambda self: self._f[:self._n, K.O_AGE])
+    score = property(lambda self: self._f[:self._n, K.O_SCORE])
+    growth_ps = property(lambda self: self._f[:self._n, K.O_GROWTH])
+
+    def class_name(self, k: int) -> str:
+        c = int(self._i[k, K.OI_CLASS])
+        return self._names[c] if c < len(self._names) else str(c)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._n
 
     def _make(self, k: int) -> TargetTrack:
+        f, i = self._f[k], self._i[k]
         return TargetTrack(
-            track_id=int(self.ids[k]), t_s=self.t_s, status=_STATUS[int(self.status_codes[k])],
-            los_ned=self.los_ned[k], los_rate_ned_radps=self.los_rate_ned_radps[k], los_cov=self.los_cov[k],
-            angular_size_rad=float(self.angular_size_rad[k]), class_name=self.class_names[k],
-            score=float(self.score[k]), box_xyxy_px=self.boxes_xyxy_px[k], age_s=float(self.age_s[k]),
-            hits=int(self.hits[k]), misses=int(self.misses[k]),
+            track_id=int(i[K.OI_ID]), t_s=self.t_s, status=_STATUS[int(i[K.OI_STATUS])],
+            los_ned=f[K.O_LOS:K.O_LOS + 3], los_rate_ned_radps=f[K.O_RATE:K.O_RATE + 3],
+            los_cov=f[K.O_COV:K.O_COV + 9].reshape(3, 3), angular_size_rad=float(f[K.O_SIZE]),
+            class_name=self.class_name(k), score=float(f[K.O_SCORE]), box_xyxy_px=f[K.O_BOX:K.O_BOX + 4],
+            age_s=float(f[K.O_AGE]), hits=int(i[K.OI_HITS]), misses=int(i[K.OI_MISSES]),
         )
 
     def __getitem__(self, k):
         if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
+            return [self[j] for j in range(*k.indices(self._n))]
         if k < 0:
-            k += len(self)
-        if not 0 <= k < len(self):
+            k += self._n
+        if not 0 <= k < self._n:
             raise IndexError(k)
         t = self._items[k]
         if t is None:
@@ -191,11 +200,16 @@ class TrackList(Sequence):
         return t
 
     def __iter__(self) -> Iterator[TargetTrack]:
-        for k in range(len(self)):
+        for k in range(self._n):
             yield self[k]
 
     def __repr__(self) -> str:
-        return f"TrackList(t_s={self.t_s}, n={len(self)}, ids={self.ids.tolist()})"
+        return f"TrackList(t_s={self.t_s}, n={self._n}, ids={self.ids.tolist()})"
+
+
+_ERRORS = {-1: "non-finite detection box", -2: "detection box with x2 <= x1 or y2 <= y1",
+           -3: "class id outside class_names (or more than 16 classes)",
+           -5: "q_body_to_ned must be finite and non-zero"}
 
 
 class Tracker:
@@ -216,20 +230,12 @@ class Tracker:
         self._x = np.zeros((n, d))
         self._p = np.zeros((n, d, d))
         self._basis = np.zeros((n, 3, 3))
-        self._status = np.zeros(n, dtype=np.int64)
-        self._id = np.zeros(n, dtype=np.int64)
-        self._hits = np.zeros(n, dtype=np.int64)
-        self._misses = np.zeros(n, dtype=np.int64)
-        self._t_first = np.zeros(n)
-        self._t_last_hit = np.zeros(n)
-        self._t_state = np.zeros(n)
-        self._score = np.zeros(n)
+        self._ist = np.zeros((n, K.N_IST), dtype=np.int64)
+        self._fst = np.zeros((n, K.N_FST))
         self._votes = np.zeros((n, K.MAX_CLASSES))
-        self._aspect = np.zeros(n)
         self._box_last = np.zeros((n, 4))
         self._det4slot = np.full(n, -1, dtype=np.int64)
-        self._dropped = np.zeros(1, dtype=np.int64)
-        self._next_id = 1
+        self._info = np.array([1, 0], dtype=np.int64)   # next id, dropped this step
         self._t_last: float | None = None
         self._q_last = np.array([1.0, 0.0, 0.0, 0.0])
         self._class_names: tuple[str, ...] = ("drone",)
@@ -237,36 +243,31 @@ class Tracker:
         self.dropped_tracks = 0   # new tracks not started because capacity was full (cumulative)
         self.last_tracks: TrackList | None = None
 
-    # ------------------------------------------------------------------ validation
     @staticmethod
     def _check_q(q_body_to_ned) -> np.ndarray:
-        q = np.asarray(q_body_to_ned, dtype=np.float64)
+        q = q_body_to_ned
+        if not (isinstance(q, np.ndarray) and q.dtype == np.float64 and q.flags.c_contiguous):
+            q = np.ascontiguousarray(q, dtype=np.float64)
         if q.shape != (4,):
             raise TrackingError(f"q_body_to_ned must have shape (4,), got {q.shape}")
-        nq = math.sqrt(float(q @ q))
-        if not (math.isfinite(nq) and nq > 1e-6):
-            raise TrackingError(f"q_body_to_ned must be finite and non-zero, got {q}")
-        return q if q.flags.c_contiguous else np.ascontiguousarray(q)
+        return q
 
-    def _check_t(self, t_s: float) -> float:
+    def step(self, detections: Detections, q_body_to_ned, t_s: float) -> TrackList:
+        """Process one frame; returns the live (non-deleted) tracks at ``t_s`` as a :class:`TrackList`
+        (a sequence of :class:`TargetTrack`).
+
+        ``detections``: boxes in pixels of the camera this tracker was built with; ``q_body_to_ned``:
+        vehicle attitude [w, x, y, z] at the frame's capture; ``t_s``: capture time, seconds, never
+        decreasing (frame intervals may vary and frames may be dropped). Raises :class:`TrackingError` on bad
+        input, leaving the tracker unchanged."""
+        if type(detections) is not Detections and not isinstance(detections, Detections):
+            raise TrackingError("detections must be an autonomy.types.Detections")
+        q = self._check_q(q_body_to_ned)
         t = float(t_s)
         if not math.isfinite(t):
             raise TrackingError(f"t_s must be finite, got {t_s}")
         if self._t_last is not None and t < self._t_last:
             raise TrackingError(f"t_s went backwards: {t} < {self._t_last}")
-        return t
-
-    # ------------------------------------------------------------------ the cycle
-    def step(self, detections: Detections, q_body_to_ned, t_s: float) -> TrackList:
-        """Process one frame; returns the live (non-deleted) tracks at ``t_s`` as a :class:`TrackList`.
-
-        ``detections``: boxes in pixels of the camera this tracker was built with; ``q_body_to_ned``:
-        vehicle attitude [w, x, y, z] at the frame's capture; ``t_s``: capture time, seconds, never
-        decreasing (frame intervals may vary and frames may be dropped)."""
-        if not isinstance(detections, Detections):
-            raise TrackingError("detections must be an autonomy.types.Detections")
-        q = self._check_q(q_body_to_ned)
-        t = self._check_t(t_s)
         xyxy = detections.xyxy_px
         if xyxy.dtype != np.float64 or not xyxy.flags.c_contiguous:
             xyxy = np.ascontiguousarray(xyxy, dtype=np.float64)
@@ -276,74 +277,51 @@ class Tracker:
         cls = detections.class_ids
         if cls.dtype != np.int64:
             cls = cls.astype(np.int64)
-        if len(detections.class_names) > K.MAX_CLASSES:
-            raise TrackingError(f"at most {K.MAX_CLASSES} classes are supported")
-        rc = K.step(self._x, self._p, self._basis, self._status, self._id, self._hits, self._misses,
-                    self._t_first, self._t_last_hit, self._t_state, self._score, self._votes, self._aspect,
-                    self._box_last, xyxy, scores, cls, len(detections.class_names), q, self._r_body_cam, self._intr, self._cfg, t,
-                    self._next_id, self._det4slot, self._dropped)
+        n = self.config.capacity
+        out_f = np.empty((n, K.N_OUT_F))
+        out_i = np.empty((n, K.N_OUT_I), dtype=np.int64)
+        rc = K.step(self._x, self._p, self._basis, self._ist, self._fst, self._votes, self._box_last,
+                    xyxy, scores, cls, len(detections.class_names), q, self._r_body_cam, self._intr, self._cfg,
+                    t, self._info, self._det4slot, out_f, out_i)
         if rc < 0:
-            msg = {-1: "non-finite detection box", -2: "detection box with x2 <= x1 or y2 <= y1",
-                   -3: "class id outside class_names"}[int(rc)]
-            raise TrackingError(msg)
-        self._next_id = int(rc)
-        self.dropped_tracks += int(self._dropped[0])
+            raise TrackingError(_ERRORS[int(rc)])
+        self.dropped_tracks += int(self._info[1])
         self._t_last = t
         self._q_last = q
         self._class_names = detections.class_names
-        self.last_tracks = self._export(q, t)
+        self.last_tracks = TrackList(t, out_f, out_i, int(rc), detections.class_names)
         return self.last_tracks
-
-    def _export(self, q: np.ndarray, t: float) -> TrackList:
-        n = self.config.capacity
-        los = np.empty((n, 3))
-        rate = np.empty((n, 3))
-        cov = np.empty((n, 3, 3))
-        size = np.empty(n)
-        box = np.empty((n, 4))
-        slots = np.empty(n, dtype=np.int64)
-        k = K.export(self._x, self._p, self._basis, self._status, self._aspect, q, self._r_body_cam, self._intr,
-                     los, rate, cov, size, box, slots)
-        s = slots[:k]
-        names = self._class_names
-        cls_idx = self._votes[s].argmax(axis=1)
-        cls_names = [names[c] if c < len(names) else str(c) for c in cls_idx]
-        return TrackList(t, self._id[s], self._status[s], los[:k], rate[:k], cov[:k], size[:k], box[:k],
-                         t - self._t_first[s], self._hits[s], self._misses[s], cls_names, self._score[s])
 
     # ------------------------------------------------------------------ queries
     def associations(self) -> dict[int, int]:
         """track id -> index of the detection it used in the last step (updates and new tracks)."""
-        live = np.flatnonzero((self._status != K.FREE) & (self._det4slot >= 0))
-        return {int(self._id[i]): int(self._det4slot[i]) for i in live}
+        live = np.flatnonzero((self._ist[:, K.I_STATUS] != K.FREE) & (self._det4slot >= 0))
+        return {int(self._ist[i, K.I_ID]): int(self._det4slot[i]) for i in live}
 
     def _slot(self, track_id: int) -> int | None:
-        hit = np.flatnonzero((self._id == track_id) & (self._status != K.FREE))
+        hit = np.flatnonzero((self._ist[:, K.I_ID] == track_id) & (self._ist[:, K.I_STATUS] != K.FREE))
         return int(hit[0]) if len(hit) else None
 
     def predict_box(self, track_id: int, q_body_to_ned, t_s: float) -> np.ndarray | None:
         """Predicted image box (xyxy px) of a live track at ``t_s`` seen with attitude ``q_body_to_ned``,
-        for the detector's ROI re-detection; None if the track is unknown or the LOS is behind the camera.
+        for the detector's ROI re-detection; None if the track is unknown or its LOS is behind the camera.
         The tracker's state is not changed."""
         q = self._check_q(q_body_to_ned)
+        if not (np.all(np.isfinite(q)) and float(q @ q) > 1e-12):
+            raise TrackingError(_ERRORS[-5])
         t = float(t_s)
         if not math.isfinite(t):
             raise TrackingError(f"t_s must be finite, got {t_s}")
         i = self._slot(track_id)
         if i is None:
             return None
-        x = self._x[i:i + 1].copy()
-        p = self._p[i:i + 1].copy()
-        dt = np.array([max(0.0, t - self._t_state[i])])
-        K.predict_batch(x, p, np.zeros(1, dtype=np.int64), dt, self.config.order, self._cfg[K.C_Q_ANG],
-                        self._cfg[K.C_Q_LOGSIZE])
-        st = np.array([K.CONFIRMED], dtype=np.int64)
-        los, rate, size, box = np.empty((1, 3)), np.empty((1, 3)), np.empty(1), np.empty((1, 4))
-        cov = np.empty((1, 3, 3))
-        slots = np.empty(1, dtype=np.int64)
-        K.export(x, p, self._basis[i:i + 1].copy(), st, self._aspect[i:i + 1].copy(), q, self._r_body_cam,
-                 self._intr, los, rate, cov, size, box, slots)
-        return None if not np.all(np.isfinite(box[0])) else box[0]
+        out_f = np.empty((1, K.N_OUT_F))
+        out_i = np.empty((1, K.N_OUT_I), dtype=np.int64)
+        K.predict_export(self._x, self._p, self._basis, self._ist, self._fst, self._votes, i, q,
+                         self._r_body_cam, self._intr, t, self.config.order, self._cfg[K.C_Q_ANG],
+                         self._cfg[K.C_Q_LOGSIZE], out_f, out_i)
+        box = out_f[0, K.O_BOX:K.O_BOX + 4]
+        return box.copy() if np.all(np.isfinite(box)) else None
 
     def select_target(self, policy: SelectionPolicy | None = None) -> TargetTrack | None:
         """Highest-threat eligible track of the last step, sticky to the current choice (see
@@ -355,17 +333,16 @@ class Tracker:
             return None
         boresight = self.camera.r_ned_from_cam(self._q_last)[:, 2]
         best_k, best_threat, cur_k, cur_threat = -1, -np.inf, -1, -np.inf
+        los, size, growth = tl.los_ned, tl.angular_size_rad, tl.growth_ps
         for k in range(len(tl)):
-            if tl.class_names[k] not in pol.allowed_classes:
+            if tl.class_name(k) not in pol.allowed_classes:
                 continue
             code = int(tl.status_codes[k])
             is_cur = int(tl.ids[k]) == self._selected_id
             if not (code == K.CONFIRMED or (is_cur and pol.keep_coasting and code == K.COASTING)):
                 continue
-            i = self._slot(int(tl.ids[k]))
-            growth = float(self._x[i, 5])
-            threat = (pol.w_closing_s * growth + pol.w_centre * float(tl.los_ned[k] @ boresight)
-                      + pol.w_size * math.log(max(float(tl.angular_size_rad[k]), 1e-9)))
+            threat = (pol.w_closing_s * float(growth[k]) + pol.w_centre * float(los[k] @ boresight)
+                      + pol.w_size * math.log(max(float(size[k]), 1e-9)))
             if is_cur:
                 cur_k, cur_threat = k, threat
             if threat > best_threat:
@@ -380,4 +357,5 @@ class Tracker:
 
     @property
     def selected_id(self) -> int | None:
+        """Id of the track chosen by the last :meth:`select_target` call (None if none)."""
         return self._selected_id
