@@ -467,10 +467,10 @@ class Bridge:
         target = s0.pos_ned_m.copy()
         target[2] -= alt_m
         if fl.autopilot is Autopilot.ARDUPILOT:
-            home_alt = 0.0
-            if self.cache.origin is not None and s0.origin_lat_lon_alt is not None:
-                home_alt = -s0.pos_ned_m[2]
-            self.command(MAV_CMD_NAV_TAKEOFF, (0, 0, 0, 0, 0, 0, home_alt + alt_m))
+            # p7 is metres above home: our height above home (home's local z from HOME_POSITION, else the
+            # EKF origin) plus the climb
+            home_z = self.cache.home_ned_m[2] if self.cache.home_ned_m is not None else 0.0
+            self.command(MAV_CMD_NAV_TAKEOFF, (0, 0, 0, 0, 0, 0, float(home_z - s0.pos_ned_m[2] + alt_m)))
             if wait_s > 0 and not self.wait_for(lambda: self.state.pos_ned_m[2] <= target[2] + tol_m, wait_s):
                 raise LinkError(f"takeoff to {alt_m} m not reached in {wait_s} s (z={self.state.pos_ned_m[2]:.2f})")
             return
@@ -534,7 +534,12 @@ class Bridge:
                 self._engaged_confirmed = False
                 self._set_control(Control.ENGAGED, now, "engage: pre-streaming setpoints")
             t_end = now + self.config.prestream_s
-            self.wait_for(lambda: self.clock.now_s() >= t_end, self.config.prestream_s + 1.0)
+            while self.clock.now_s() < t_end:   # the bridge keeps its own pre-stream setpoint fresh
+                if initial is not None:
+                    self.set_setpoint(initial)
+                self.wait_for(lambda: self.clock.now_s() >= t_end, 0.05)
+            if initial is not None:
+                self.set_setpoint(initial)
             self.set_mode(fl.setpoint_mode, wait_s=timeout_s)
         else:
             if self.mode != fl.setpoint_mode:

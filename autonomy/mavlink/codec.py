@@ -108,6 +108,7 @@ class StateCache:
         self.origin: tuple[float, float, float] | None = None
         self.origin_from_gps_origin = False
         self.landed: bool | None = None
+        self.home_ned_m: np.ndarray | None = None
         self.dropped_nan = 0
         self._local_stale_s = local_stale_s
         self._t_local_s = -math.inf
@@ -206,7 +207,9 @@ class StateCache:
             return False
         if msg.get_type() == "GPS_GLOBAL_ORIGIN":
             self.origin, self.origin_from_gps_origin = o, True
-        elif not self.origin_from_gps_origin:
+            return True
+        self.home_ned_m = np.array([msg.x, msg.y, msg.z])
+        if not self.origin_from_gps_origin:
             self.origin = o
         return True
 
