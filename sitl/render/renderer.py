@@ -25,6 +25,7 @@ import numpy as np
 
 from autonomy.camera.model import Camera, bearings_cam_to_pixels, pixels_to_bearings_cam
 from autonomy.geometry import quat_normalize, quat_to_rotmat
+from sitl.render._kernels import N_PARAMS, background_numba, background_numpy, finish_numba, finish_numpy
 from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, KINDS, MAT_ACCENT, MAT_DARK, MAT_DISC, MeshLibrary
 from sitl.render.scene import RenderError, SceneParams
 
@@ -115,19 +116,16 @@ def _blur_wrap(tex: np.ndarray, sigma_px: float) -> np.ndarray:
     return np.ascontiguousarray(cv2.GaussianBlur(padded, (0, 0), sigma_px)[p:-p, p:-p])
 
 
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 class Renderer:
     """Renders frames of one ``camera`` in one ``scene``; reuse it for every frame of a run.
 
     ``render(cam_pos_ned_m, q_body_to_ned, targets, rng, t_s)`` -> :class:`RenderedFrame`.
     """
 
-    def __init__(self, camera: Camera, scene: SceneParams, bg_downscale: int | None = None) -> None:
+    def __init__(self, camera: Camera, scene: SceneParams, bg_downscale: int | None = None,
+                 use_numba: bool = True) -> None:
         self.camera = camera
+        self.use_numba = use_numba
         self.scene = scene
         intr = camera.intrinsics
         self.width_px, self.height_px = w, h = intr.width_px, intr.height_px
@@ -171,117 +169,57 @@ class Renderer:
         self._hill_h_m = scene.hill_height_m * _fbm_1d(trng, _N_AZ, 3.5) ** 1.5
         nrng = np.random.default_rng(scene.seed + 1)
         self._noise_pad = 32
-        self._noise_bank = None
+        self._noise_bank = np.zeros((0, 0), np.float32)
         if scene.noise_sigma_dn > 0:
             self._noise_bank = (nrng.standard_normal((h + self._noise_pad, w + self._noise_pad),
                                                      dtype=np.float32) * scene.noise_sigma_dn)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
         r2 = ((xx - intr.cx_px) / (w / 2)) ** 2 + ((yy - intr.cy_px) / (h / 2)) ** 2
-        self._gain_map = (scene.exposure_gain * (1.0 - scene.vignette * np.clip(r2 / 2.0, 0, 1)))[..., None]
+        self._gain_map = np.ascontiguousarray(
+            scene.exposure_gain * (1.0 - scene.vignette * np.clip(r2 / 2.0, 0, 1)), dtype=np.float32)
         self._gamma_lut = np.clip(255.0 * (np.arange(256) / 255.0) ** (1.0 / scene.gamma), 0, 255).astype(np.uint8)
         s_az, s_el = scene.sun_azimuth_rad, scene.sun_elevation_rad
         self._sun_ned = np.array([math.cos(s_el) * math.cos(s_az), math.cos(s_el) * math.sin(s_az), -math.sin(s_el)])
+        self._colors = np.array([scene.sky_zenith_bgr, scene.sky_horizon_bgr, scene.cloud_bgr, scene.cloud_shadow_bgr,
+                                 scene.ground_bgr, scene.ground_alt_bgr, scene.hill_bgr, scene.tree_bgr], np.float32)
         self._meshes = MeshLibrary()
         self._bg_cache_key: bytes | None = None
         self._bg_cache: np.ndarray | None = None
 
     # ------------------------------------------------------------------ background
     def background(self, cam_pos_ned_m: np.ndarray, q_body_to_ned: np.ndarray) -> np.ndarray:
-        """Background (sky, clouds, sun, terrain) as H x W x 3 float32 BGR in [0, 255], before sensor
-        effects. Cached for a repeated pose."""
+        """Background (sky, clouds, sun, terrain) as H x W x 3 uint8 BGR, before sensor effects.
+        Cached for a repeated pose (do not modify the returned array)."""
         key = np.concatenate([cam_pos_ned_m, q_body_to_ned]).tobytes()
         if key == self._bg_cache_key and self._bg_cache is not None:
             return self._bg_cache
-        img = self._background_lowres(cam_pos_ned_m, q_body_to_ned)
+        img = cv2.convertScaleAbs(self._background_lowres(cam_pos_ned_m, q_body_to_ned))
         if (self._bw, self._bh) != (self.width_px, self.height_px):
             img = cv2.resize(img, (self.width_px, self.height_px), interpolation=cv2.INTER_LINEAR)
         self._bg_cache_key, self._bg_cache = key, img
         return img
 
-    def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> np.ndarray:
+    def background_params(self, cam_pos: np.ndarray) -> np.ndarray:
+        """The per-frame parameter vector of the background kernels (see :mod:`sitl.render._kernels`)."""
         sc = self.scene
-        r = self.camera.r_ned_from_cam(q).astype(np.float32)
-        d = r @ self._rays_cam  # (3, N) unit rays in NED
-        dn, de, dd = d[0], d[1], d[2]
-        sin_el = -dd
-        zen = np.asarray(sc.sky_zenith_bgr, np.float32)
-        hor = np.asarray(sc.sky_horizon_bgr, np.float32)
-        g = 1.0 - np.exp(-np.maximum(sin_el, 0.0) * sc.sky_gradient_scale)
-        img = hor[None, :] + g[:, None] * (zen - hor)[None, :]
-        shape2 = (self._bh, self._bw)
-
-        # Clouds: a textured layer at cloud_altitude_m above the camera, seen in perspective.
         alt = max(-float(cam_pos[2]), 0.5)
-        cloud_a = np.zeros_like(sin_el)
-        if sc.cloud_cover > 0:
-            h_c = max(sc.cloud_altitude_m - alt, 50.0)
-            up = sin_el > 0.005
-            s = np.where(up, h_c / np.maximum(sin_el, 0.005), 0.0).astype(np.float64)
-            tile_m = 4.0 * sc.cloud_feature_m
-            mx = (((cam_pos[1] + de * s) / tile_m) % 1.0 * 512).astype(np.float32).reshape(shape2)
-            my = (((cam_pos[0] + dn * s) / tile_m) % 1.0 * 512).astype(np.float32).reshape(shape2)
-            near = cv2.remap(self._cloud_tex, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
-            far = cv2.remap(self._cloud_tex_far, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
-            wf = np.clip(s / (25.0 * h_c), 0, 1).astype(np.float32)
-            c = near * (1 - wf) + far * wf
-            thr = 0.85 - 0.8 * sc.cloud_cover
-            cloud_a = _smoothstep(thr, thr + 0.25, c) * up * np.exp(-s / (3.0 * sc.visibility_m)).astype(np.float32)
-            dens = _smoothstep(thr + 0.1, thr + 0.6, c)
-            ccol = np.asarray(sc.cloud_bgr, np.float32)[None, :] * (1 - dens[:, None]) + \
-                np.asarray(sc.cloud_shadow_bgr, np.float32)[None, :] * dens[:, None]
-            img += cloud_a[:, None] * (ccol - img)
+        top = max(float(np.max(np.arctan2(self._tree_h_m - alt, self._tree_d_m))),
+                  float(np.max(np.arctan2(self._hill_h_m - alt, sc.hill_distance_m))), 0.0)
+        p = np.empty(N_PARAMS)
+        p[:] = (sc.sky_gradient_scale, sc.cloud_cover, max(sc.cloud_altitude_m - alt, 50.0),
+                4.0 * sc.cloud_feature_m, sc.visibility_m, sc.sun_glare if sc.mode == "visible" else 0.0,
+                *self._sun_ned, alt, 24.0 * sc.field_size_m, sc.field_size_m, sc.hill_distance_m,
+                math.sin(top) + 1e-3)
+        return p
 
-        # Sun glare (visible band only): a bright core and a wide halo, dimmed by clouds.
-        if sc.sun_glare > 0 and sc.mode == "visible":
-            sun = self._sun_ned.astype(np.float32)
-            ang2 = np.maximum(2.0 * (1.0 - (dn * sun[0] + de * sun[1] + dd * sun[2])), 0.0)
-            glare = sc.sun_glare * (np.exp(-ang2 / 0.0009) + 0.35 * np.exp(-ang2 / 0.06)) * (1 - 0.8 * cloud_a)
-            glare = np.minimum(glare, 1.0)
-            img += glare[:, None] * (255.0 - img)
-
-        # Terrain, nearest last: far ground, hills, ground in front of the trees, trees.
-        below = sin_el < 0
-        if np.any(below) or np.any(sin_el < 0.2):
-            el = np.arcsin(np.clip(sin_el, -1, 1))
-            az = np.arctan2(de, dn)
-            ia = ((az + math.pi) * (_N_AZ / (2 * math.pi))).astype(np.int32) % _N_AZ
-            ext = 3.0 / sc.visibility_m
-            # ground by ray-plane intersection at down = 0
-            rng_m = np.where(below, alt / np.maximum(-sin_el, 1e-4), 1e6).astype(np.float64)
-            rng_m = np.minimum(rng_m, 1e6)
-            tile_m = 24.0 * sc.field_size_m
-            gx = (((cam_pos[1] + de * rng_m) / tile_m) % 1.0 * 384).astype(np.float32).reshape(shape2)
-            gy = (((cam_pos[0] + dn * rng_m) / tile_m) % 1.0 * 384).astype(np.float32).reshape(shape2)
-            f_near = cv2.remap(self._ground_tex, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
-            f_far = cv2.remap(self._ground_tex_far, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP).ravel()
-            wf = np.clip(rng_m / (40.0 * sc.field_size_m), 0, 1).astype(np.float32)
-            f = f_near * (1 - wf) + f_far * wf
-            g0 = np.asarray(sc.ground_bgr, np.float32)
-            g1 = np.asarray(sc.ground_alt_bgr, np.float32)
-            ground = g0[None, :] + f[:, None] * (g1 - g0)[None, :]
-            haze = (1.0 - np.exp(-rng_m * ext)).astype(np.float32)[:, None]
-            ground += haze * (hor[None, :] - ground)
-            img = np.where(below[:, None], ground, img)
-            # hills
-            hd = sc.hill_distance_m
-            hill_top = np.arctan2(self._hill_h_m[ia] - alt, hd)
-            hill_base = math.atan2(-alt, hd)
-            is_hill = (el < hill_top) & (el >= hill_base)
-            if np.any(is_hill):
-                hcol = np.asarray(sc.hill_bgr, np.float32)
-                hz = 1.0 - math.exp(-hd * ext)
-                hcol = hcol + hz * (hor - hcol)
-                img[is_hill] = hcol
-            # trees
-            td = self._tree_d_m[ia]
-            tree_top = np.arctan2(self._tree_h_m[ia] - alt, td)
-            tree_base = np.arctan2(-alt, td)
-            is_tree = (el < tree_top) & (el >= tree_base)
-            if np.any(is_tree):
-                tcol = np.asarray(sc.tree_bgr, np.float32)[None, :] * self._tree_shade[ia[is_tree], None]
-                hz = (1.0 - np.exp(-td[is_tree] * ext))[:, None]
-                img[is_tree] = tcol + hz * (hor[None, :] - tcol)
-        return img.reshape(self._bh, self._bw, 3).astype(np.float32)
+    def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> np.ndarray:
+        out = np.empty((self._rays_cam.shape[1], 3), np.float32)
+        kernel = background_numba if self.use_numba else background_numpy
+        kernel(self._rays_cam, self.camera.r_ned_from_cam(q), np.ascontiguousarray(cam_pos, dtype=np.float64),
+               self.background_params(cam_pos), self._colors, self._cloud_tex, self._cloud_tex_far,
+               self._ground_tex, self._ground_tex_far, self._tree_h_m, self._tree_d_m, self._tree_shade,
+               self._hill_h_m, out)
+        return out.reshape(self._bh, self._bw, 3)
 
     # ------------------------------------------------------------------ targets
     def _target_colors(self, t: RenderTarget, mats: np.ndarray, light: np.ndarray, haze: float) -> np.ndarray:
@@ -392,13 +330,14 @@ class Renderer:
             if mask_d is not None:
                 col_d = cv2.resize(col_d, (rw, rh), interpolation=cv2.INTER_AREA)
                 mask_d = cv2.resize(mask_d, (rw, rh), interpolation=cv2.INTER_AREA)
-        roi = img[y0:y1 + 1, x0:x1 + 1]
+        roi = img[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
         if mask_d is not None:
             k = 0.15 if self.scene.mode == "ir" else 0.35
             roi *= (1.0 - k * mask_d)[..., None]
             roi += k * col_d
         roi *= (1.0 - mask_o)[..., None]
         roi += col_o
+        img[y0:y1 + 1, x0:x1 + 1] = cv2.convertScaleAbs(roi)
         excluded = ""
         if max(box[2] - box[0], box[3] - box[1]) < _MIN_BOX_PX:
             excluded = "too_small"
@@ -449,17 +388,15 @@ class Renderer:
             img = self._motion_blur(img, np.asarray(rate_body_radps, np.float64), exposure_s)
         if sc.optics_blur_sigma_px > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), sc.optics_blur_sigma_px)
-        img *= self._gain_map
-        if self._noise_bank is not None and rng is not None:
+        ox = oy = 0
+        noise = self._noise_bank
+        if rng is not None and noise.shape[0] > 0:
             ox, oy = int(rng.integers(0, self._noise_pad)), int(rng.integers(0, self._noise_pad))
-            noise = self._noise_bank[oy:oy + self.height_px, ox:ox + self.width_px]
-            img += noise[..., None]
-        np.clip(img, 0, 255, out=img)
-        out = img.astype(np.uint8)
-        if sc.gamma != 1.0:
-            out = cv2.LUT(out, self._gamma_lut)
-        if sc.mode == "ir":
-            out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        elif rng is None:
+            noise = np.zeros((0, 0), np.float32)
+        out = np.empty_like(img)
+        (finish_numba if self.use_numba else finish_numpy)(
+            img, self._gain_map, noise, ox, oy, self._gamma_lut, sc.mode == "ir", out)
         if sc.jpeg_quality > 0:
             ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(sc.jpeg_quality)])
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
