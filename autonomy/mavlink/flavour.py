@@ -190,7 +190,12 @@ class Px4Flavour(Flavour):
             if iv != value:
                 raise ValueError(f"integer parameter given a fractional value {value}")
             raw = struct.pack("<i" if fmt in ("<b", "<h", "<i") else "<I", iv)
-            return struct.unpack("<f", raw)[0]
+            wire = struct.unpack("<f", raw)[0]
+            if struct.pack("<f", wire) != raw:
+                # float32 -> Python float -> float32 quiets signalling-NaN bit patterns, so pymavlink cannot
+                # carry these few integers (0x7F800001..0x7FBFFFFF and the negative twins) byte-exact
+                raise ValueError(f"integer {iv} is a signalling-NaN bit pattern: not representable byte-wise")
+            return wire
         return float(value)
 
     def decode_param(self, wire_value: float, param_type: int) -> float | int:

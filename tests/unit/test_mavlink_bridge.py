@@ -156,7 +156,7 @@ def px4():
 def test_connect_decodes_state_and_flavour(px4):
     b, peer = px4
     assert b.flavour.autopilot.value == "px4" and b.mode == "AUTO.LOITER"
-    assert b.wait_for(lambda: b.state is not None, 2)
+    assert b.wait_for(lambda: b.state is not None and len(b.cache.history.att) > 0, 2)
     s = b.state
     assert np.allclose(s.pos_ned_m, [1, 2, -3]) and np.allclose(s.vel_ned_mps, [0.5, 0, 0])
     assert np.allclose(s.q_body_to_ned, [1, 0, 0, 0]) and s.rate_body_radps[2] == pytest.approx(0.1)
