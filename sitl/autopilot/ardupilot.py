@@ -108,7 +108,7 @@ class ArduPilotAutopilot(Autopilot):
 
     def do_arm(self) -> None:
         super().do_arm()
-        self.spool_until_s = self.t_s + 3.0  # Appendix B: ~3.5 s from takeoff command to liftoff
+        self.spool_until_s = 0.0
         self.takeoff_start_s = -1.0
 
     def do_disarm(self, reason: str) -> None:
@@ -530,6 +530,7 @@ class ArduPilotAutopilot(Autopilot):
         self.takeoff_alt_rel_m = float(alt_rel_m)
         self.hold_pos = (float(p[0]), float(p[1]), float(p[2]))
         self.guided_sub = "takeoff"
+        self.spool_until_s = self.t_s + 3.0  # Appendix B: ~3.5 s from NAV_TAKEOFF to liftoff
         return ACCEPTED
 
     def _valid_stream_id(self, mid: int) -> bool:
