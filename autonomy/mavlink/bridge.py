@@ -477,11 +477,8 @@ class Bridge:
         sp = Setpoint(t_s=self.clock.now_s(), pos_ned_m=target)
         self.set_setpoint(sp)
         if wait_s > 0:
-            deadline = self.clock.now_s() + wait_s
-            while self.clock.now_s() < deadline:
-                self.set_setpoint(Setpoint(t_s=self.clock.now_s(), pos_ned_m=target))
-                if self.wait_for(lambda: self.state.pos_ned_m[2] <= target[2] + tol_m, 0.05):
-                    return
+            if self._wait_refreshing(sp, lambda: self.state.pos_ned_m[2] <= target[2] + tol_m, wait_s):
+                return
             raise LinkError(f"takeoff to {alt_m} m not reached in {wait_s} s (z={self.state.pos_ned_m[2]:.2f})")
 
     def land(self) -> None:
@@ -534,13 +531,10 @@ class Bridge:
                 self._engaged_confirmed = False
                 self._set_control(Control.ENGAGED, now, "engage: pre-streaming setpoints")
             t_end = now + self.config.prestream_s
-            while self.clock.now_s() < t_end:   # the bridge keeps its own pre-stream setpoint fresh
-                if initial is not None:
-                    self.set_setpoint(initial)
-                self.wait_for(lambda: self.clock.now_s() >= t_end, 0.05)
-            if initial is not None:
-                self.set_setpoint(initial)
-            self.set_mode(fl.setpoint_mode, wait_s=timeout_s)
+            self._wait_refreshing(initial, lambda: self.clock.now_s() >= t_end, self.config.prestream_s + 1.0)
+            self.set_mode(fl.setpoint_mode)
+            if not self._wait_refreshing(initial, lambda: self.mode == fl.setpoint_mode, timeout_s):
+                raise LinkError(f"{fl.setpoint_mode} acknowledged but HEARTBEAT shows {self.mode} after {timeout_s} s")
         else:
             if self.mode != fl.setpoint_mode:
                 self.set_mode(fl.setpoint_mode, wait_s=timeout_s)
@@ -550,6 +544,16 @@ class Bridge:
                 if initial is not None or st._encoded is not None and st.age_s(self.clock.now_s()) < 0.2:
                     st.start()
                     self._set_control(Control.ENGAGED, now, "engage: streaming")
+
+    def _wait_refreshing(self, sp: Setpoint | None, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait while the bridge itself keeps ``sp`` fresh (its own setpoint, not the pipeline's)."""
+        deadline = self.clock.now_s() + timeout_s
+        while self.clock.now_s() < deadline:
+            if sp is not None:
+                self.set_setpoint(sp)
+            if self.wait_for(predicate, 0.05):
+                return True
+        return predicate()
 
     def disengage(self, why: str = "disengage") -> None:
         """Stop streaming on purpose (no mode change). Control -> IDLE."""
