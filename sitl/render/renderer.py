@@ -153,20 +153,21 @@ class Renderer:
         trng = np.random.default_rng(scene.seed)
         self._cloud_tex = _fbm_2d(trng, 512, 3.2)
         self._cloud_tex_far = _blur_wrap(self._cloud_tex, 6.0)
-        cells = trng.random((24, 24)).astype(np.float32)
-        fields = cv2.resize(cells, (384, 384), interpolation=cv2.INTER_NEAREST)
-        fields = 0.75 * fields + 0.25 * cv2.resize(_fbm_2d(trng, 128, 2.5), (384, 384))
-        self._ground_tex = fields  # 16 px per field
+        cells = trng.random((32, 32)).astype(np.float32)
+        fields = cv2.resize(cells, (512, 512), interpolation=cv2.INTER_NEAREST)
+        fields = 0.75 * fields + 0.25 * cv2.resize(_fbm_2d(trng, 128, 2.5), (512, 512))
+        self._ground_tex = fields  # 16 px per field, 32 x 32 fields per tile
         self._ground_tex_far = _blur_wrap(fields, 8.0)
         # Tree line and hills: profiles over azimuth (index = (az + pi) / 2pi * _N_AZ).
         presence = _fbm_1d(trng, _N_AZ, 2.0)
         thr = np.quantile(presence, 1.0 - scene.tree_cover) if scene.tree_cover > 0 else 2.0
-        crowns = 0.7 + 0.3 * _fbm_1d(trng, _N_AZ, 0.9)  # ragged crown line
-        tree_h = scene.tree_height_m * (0.55 + 0.45 * _fbm_1d(trng, _N_AZ, 2.0)) * crowns
+        crowns = 0.8 + 0.2 * _fbm_1d(trng, _N_AZ, 1.2)  # ragged crown line
+        tree_h = scene.tree_height_m * (0.3 + 0.7 * _fbm_1d(trng, _N_AZ, 2.4)) * crowns
         self._tree_h_m = np.where(presence >= thr, tree_h, 0.0)
         self._tree_d_m = scene.tree_distance_m * (0.6 + 0.8 * _fbm_1d(trng, _N_AZ, 3.0))
-        self._tree_shade = 0.8 + 0.4 * _fbm_1d(trng, _N_AZ, 0.8)
-        self._hill_h_m = scene.hill_height_m * _fbm_1d(trng, _N_AZ, 3.5) ** 1.5
+        self._tree_shade = 0.8 + 0.35 * _fbm_1d(trng, _N_AZ, 1.6)
+        self._tree_haze = 1.0 - np.exp(-3.0 * self._tree_d_m / scene.visibility_m)
+        self._hill_h_m = scene.hill_height_m * _fbm_1d(trng, _N_AZ, 2.6) ** 1.5
         nrng = np.random.default_rng(scene.seed + 1)
         self._noise_pad = 32
         self._noise_bank = np.zeros((0, 0), np.float32)
@@ -199,26 +200,33 @@ class Renderer:
         self._bg_cache_key, self._bg_cache = key, img
         return img
 
-    def background_params(self, cam_pos: np.ndarray) -> np.ndarray:
-        """The per-frame parameter vector of the background kernels (see :mod:`sitl.render._kernels`)."""
+    def background_params(self, cam_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-frame inputs of the background kernels (see :mod:`sitl.render._kernels`): the parameter
+        vector and the per-azimuth tables (they depend on the camera altitude)."""
         sc = self.scene
         alt = max(-float(cam_pos[2]), 0.5)
-        top = max(float(np.max(np.arctan2(self._tree_h_m - alt, self._tree_d_m))),
-                  float(np.max(np.arctan2(self._hill_h_m - alt, sc.hill_distance_m))), 0.0)
+        tree_dz = self._tree_h_m - alt
+        sin_tree_top = tree_dz / np.hypot(tree_dz, self._tree_d_m)
+        sin_tree_base = -alt / np.hypot(alt, self._tree_d_m)
+        hill_dz = self._hill_h_m - alt
+        sin_hill_top = hill_dz / np.hypot(hill_dz, sc.hill_distance_m)
+        tables = np.stack([sin_tree_top, sin_tree_base, sin_hill_top, self._tree_shade, self._tree_haze])
+        top = max(float(sin_tree_top.max()), float(sin_hill_top.max()), 0.0)
         p = np.empty(N_PARAMS)
         p[:] = (sc.sky_gradient_scale, sc.cloud_cover, max(sc.cloud_altitude_m - alt, 50.0),
                 4.0 * sc.cloud_feature_m, sc.visibility_m, sc.sun_glare if sc.mode == "visible" else 0.0,
-                *self._sun_ned, alt, 24.0 * sc.field_size_m, sc.field_size_m, sc.hill_distance_m,
-                math.sin(top) + 1e-3)
-        return p
+                *self._sun_ned, alt, 32.0 * sc.field_size_m, sc.field_size_m,
+                -alt / math.hypot(alt, sc.hill_distance_m), top + 1e-3,
+                1.0 - math.exp(-3.0 * sc.hill_distance_m / sc.visibility_m))
+        return p, tables
 
     def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> np.ndarray:
         out = np.empty((self._rays_cam.shape[1], 3), np.float32)
         kernel = background_numba if self.use_numba else background_numpy
+        p, tables = self.background_params(cam_pos)
         kernel(self._rays_cam, self.camera.r_ned_from_cam(q), np.ascontiguousarray(cam_pos, dtype=np.float64),
-               self.background_params(cam_pos), self._colors, self._cloud_tex, self._cloud_tex_far,
-               self._ground_tex, self._ground_tex_far, self._tree_h_m, self._tree_d_m, self._tree_shade,
-               self._hill_h_m, out)
+               p, self._colors, self._cloud_tex, self._cloud_tex_far, self._ground_tex, self._ground_tex_far,
+               tables, out)
         return out.reshape(self._bh, self._bw, 3)
 
     # ------------------------------------------------------------------ targets
