@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-slow test-all demo bench lint clean
+.PHONY: install test test-slow test-all demo bench lint clean peers
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/autonomy demo --out out/demo
 
-bench: $(STAMP)
+bench: $(STAMP) peers
 	$(BIN)/python -m bench --out out/bench
+
+# Tracker peers (SORT/ByteTrack from `trackers`, norfair) in their own venv: they pull opencv/supervision
+# that must not enter .venv. bench/bench_tracking.py also creates it on demand.
+peers: .venv-peers/.installed-stamp
+.venv-peers/.installed-stamp:
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install -q trackers norfair
+	touch $@
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
