@@ -1,0 +1,124 @@
+"""Read the real training / evaluation frames (and optional synthetic renders) as uint8 RGB arrays + boxes.
+
+Every frame is brought to the detector's nominal canvas of 640x512 px the way the runtime letterbox does it:
+the 320x256 thermal-IR clips are upscaled x2 (exactly what ``Detector`` does with such a frame at the shipped
+input size), 640x512 frames pass unchanged. Boxes are ``(k, 5)`` float32 ``[class_id, x0, y0, x1, y1]`` in
+pixels of that canvas. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.split import SVANSTROM, VideoInfo, read_labels, split_videos
+
+CANVAS_WH = (640, 512)
+
+
+@dataclass
+class FrameSet:
+    """``images`` (N, H, W, 3) uint8 RGB; ``boxes`` list of (k, 5) float32; ``source`` per-frame tag."""
+
+    images: np.ndarray
+    boxes: list[np.ndarray]
+    source: list[str]
+
+
+def _to_canvas(img_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """Letterbox-resize to CANVAS_WH (no crop); returns (rgb, scale, pad_x, pad_y)."""
+    h, w = img_bgr.shape[:2]
+    cw, ch = CANVAS_WH
+    s = min(cw / w, ch / h)
+    nw, nh = int(round(w * s)), int(round(h * s))
+    if (nw, nh) != (w, h):
+        img_bgr = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    px, py = (cw - nw) // 2, (ch - nh) // 2
+    out = np.zeros((ch, cw, 3), np.uint8)
+    out[py:py + nh, px:px + nw] = img_bgr
+    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB), s, px, py
+
+
+def read_video_frames(info: VideoInfo, data_root: Path, every: int = 1, offset: int = 0):
+    """Yield (frame_index, rgb canvas image, boxes (k,5) in canvas pixels) for every ``every``-th frame."""
+    labels = read_labels(info, data_root)
+    cap = cv2.VideoCapture(str(info.video_path(data_root)))
+    if not cap.isOpened():
+        raise FileNotFoundError(f"cannot open {info.video_path(data_root)}")
+    try:
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % every == offset % every:
+                img, s, px, py = _to_canvas(frame)
+                rows = labels.get(i, [])
+                b = np.array([[c, x0 * s + px, y0 * s + py, x1 * s + px, y1 * s + py] for c, x0, y0, x1, y1 in rows],
+                             np.float32).reshape(-1, 5)
+                yield i, img, b
+            i += 1
+    finally:
+        cap.release()
+
+
+def read_yolo_folder(images_dir: Path, labels_dir: Path, tag: str) -> FrameSet:
+    """Images + YOLO txt labels (class cx cy w h, normalised) -> canvas images and pixel boxes."""
+    imgs, boxes, src = [], [], []
+    for p in sorted(Path(images_dir).glob("*.jpg")) + sorted(Path(images_dir).glob("*.png")):
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue
+        h, w = bgr.shape[:2]
+        img, s, px, py = _to_canvas(bgr)
+        rows = []
+        lp = Path(labels_dir) / (p.stem + ".txt")
+        if lp.is_file():
+            for line in lp.read_text().split("\n"):
+                parts = line.split()
+                if len(parts) < 5:
+                    continue
+                c, cx, cy, bw, bh = int(parts[0]), *map(float, parts[1:5])
+                x0, x1 = (cx - bw / 2) * w, (cx + bw / 2) * w
+                y0, y1 = (cy - bh / 2) * h, (cy + bh / 2) * h
+                rows.append([c, x0 * s + px, y0 * s + py, x1 * s + px, y1 * s + py])
+        imgs.append(img)
+        boxes.append(np.array(rows, np.float32).reshape(-1, 5))
+        src.append(f"{tag}/{p.stem}")
+    return FrameSet(np.stack(imgs) if imgs else np.zeros((0, CANVAS_WH[1], CANVAS_WH[0], 3), np.uint8), boxes, src)
+
+
+def load_training_set(data_root: Path, every: int = 2, synthetic_dir: Path | None = None,
+                      max_videos: int | None = None) -> FrameSet:
+    """The TRAINING split: Svanström train clips (every ``every``-th frame), Anti-UAV YOLO frames, renders."""
+    train, _ = split_videos(data_root)
+    if max_videos is not None:
+        train = train[:max_videos]
+    imgs, boxes, src = [], [], []
+    for v in train:
+        for i, img, b in read_video_frames(v, data_root, every=every):
+            imgs.append(img)
+            boxes.append(b)
+            src.append(f"{v.name}/{i}")
+    parts = [FrameSet(np.stack(imgs), boxes, src)]
+    au = Path(data_root) / "anti_uav_ir_yolo"
+    if au.is_dir():
+        parts.append(read_yolo_folder(au / "images", au / "labels", "anti_uav_ir_yolo"))
+    if synthetic_dir is not None:
+        sd = Path(synthetic_dir)
+        img_dir = sd / "images" if (sd / "images").is_dir() else sd
+        lab_dir = sd / "labels" if (sd / "labels").is_dir() else sd
+        parts.append(read_yolo_folder(img_dir, lab_dir, "synthetic"))
+    parts = [p for p in parts if len(p.images)]
+    return FrameSet(
+        np.concatenate([p.images for p in parts]),
+        [b for p in parts for b in p.boxes],
+        [s for p in parts for s in p.source],
+    )
+
+
+def svanstrom_root(data_root: Path) -> Path:
+    return Path(data_root) / SVANSTROM
