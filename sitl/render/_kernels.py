@@ -231,8 +231,8 @@ def background_numpy(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
 
 
 @njit(cache=True, fastmath=True)
-def finish_numba(img, gain, noise, ox, oy, lut, grey, out):
-    """img (H, W, 3) uint8 -> out (H, W, 3) uint8: v = img * gain[y, x] + noise[oy + y, ox + x], clipped,
+def finish_numba(img, gain, noise, sigma, ox, oy, lut, grey, out):
+    """img (H, W, 3) uint8 -> out (H, W, 3) uint8: v = img * gain[y, x] + sigma * noise[oy + y, ox + x], clipped,
     rounded, through ``lut`` (gamma); ``grey``: BT.601 luma in all three channels. ``noise`` may be
     (0, 0) for no noise."""
     h, w = img.shape[0], img.shape[1]
@@ -240,7 +240,7 @@ def finish_numba(img, gain, noise, ox, oy, lut, grey, out):
     for y in range(h):
         for x in range(w):
             gk = gain[y, x]
-            nz = noise[oy + y, ox + x] if use_noise else 0.0
+            nz = sigma * noise[oy + y, ox + x] if use_noise else 0.0
             if grey:
                 v = (0.114 * img[y, x, 0] + 0.587 * img[y, x, 1] + 0.299 * img[y, x, 2]) * gk + nz
                 v = min(max(v + 0.5, 0.0), 255.0)
@@ -255,7 +255,7 @@ def finish_numba(img, gain, noise, ox, oy, lut, grey, out):
                     out[y, x, c] = lut[int(v)]
 
 
-def finish_numpy(img, gain, noise, ox, oy, lut, grey, out) -> None:
+def finish_numpy(img, gain, noise, sigma, ox, oy, lut, grey, out) -> None:
     """NumPy reference of :func:`finish_numba`."""
     h, w = img.shape[:2]
     f = img.astype(np.float32)
@@ -263,6 +263,6 @@ def finish_numpy(img, gain, noise, ox, oy, lut, grey, out) -> None:
         f = (0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2])[..., None]
     v = f * gain[..., None]
     if noise.shape[0] > 0:
-        v = v + noise[oy:oy + h, ox:ox + w, None]
+        v = v + sigma * noise[oy:oy + h, ox:ox + w, None]
     v = np.clip(v + 0.5, 0, 255).astype(np.uint8)
     out[:] = lut[v]

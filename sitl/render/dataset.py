@@ -13,12 +13,14 @@ wing), ~30% distractors (bird, airliner, helicopter); object size drawn log-unif
 objects and 40-300 px for the rest; the camera looks between 10 deg below and 35 deg above the horizon
 with random roll, at 2-300 m altitude; ~20% grey IR-like scenes.
 
-CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512]``.
+CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512] [--workers K]``
+(same output for any K; ~10 images/s per core at 640x512).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -31,7 +33,7 @@ import numpy as np
 from autonomy.camera.model import Camera, CameraIntrinsics, CameraMount, bearings_cam_to_pixels, pixels_to_bearings_cam
 from autonomy.geometry import euler_to_quat
 from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, NOMINAL_SIZE_M
-from sitl.render.renderer import Renderer, RenderTarget
+from sitl.render.renderer import RenderCache, Renderer, RenderTarget
 from sitl.render.scene import RenderError, random_scene
 
 CLASSES = ("drone", "bird", "airplane", "helicopter")
@@ -66,12 +68,12 @@ def _undistortion_ok(intr: CameraIntrinsics) -> bool:
 
 
 def random_camera(rng: np.random.Generator, image_size: tuple[int, int]) -> Camera:
-    """A camera of the requested size with a random FOV (30-90 deg), sometimes mild lens distortion."""
+    """A camera of the requested size with a random FOV (30-90 deg in 5 deg steps), half of them with
+    mild barrel or pincushion distortion."""
     w, h = image_size
-    base = CameraIntrinsics.from_hfov(w, h, float(rng.uniform(30.0, 90.0)))
-    dist = (0.0,) * 5
-    if rng.random() < 0.4:
-        dist = (float(rng.uniform(-0.25, 0.1)), float(rng.uniform(-0.05, 0.08)), 0.0, 0.0, 0.0)
+    # a discrete set of lenses (13 FOVs x 4 distortions) so that a RenderCache can share ray tables
+    base = CameraIntrinsics.from_hfov(w, h, float(rng.choice(np.linspace(30.0, 90.0, 13))))
+    dist = ((0.0,) * 5, (0.0,) * 5, (-0.2, 0.05, 0.0, 0.0, 0.0), (0.08, -0.02, 0.0, 0.0, 0.0))[int(rng.integers(4))]
     intr = CameraIntrinsics(w, h, base.fx_px, base.fy_px, base.cx_px, base.cy_px, dist)
     if not _undistortion_ok(intr):  # strong barrel at a wide FOV: the camera model cannot invert it
         intr = CameraIntrinsics(w, h, base.fx_px, base.fy_px, base.cx_px, base.cy_px)
@@ -135,59 +137,104 @@ def yolo_lines(labels, width_px: int, height_px: int) -> list[str]:
 
 
 def render_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 512),
-                  empty_fraction: float = 0.1, ir_fraction: float = 0.2, max_targets: int = 4):
-    """One random training sample: (RenderedFrame, targets, scene, camera)."""
+                  empty_fraction: float = 0.1, ir_fraction: float = 0.2, max_targets: int = 4,
+                  cache: RenderCache | None = None, texture_pool: int = 24):
+    """One random training sample: (RenderedFrame, targets, scene, camera). With a shared ``cache``,
+    the procedural textures come from a pool of ``texture_pool`` seeds (everything else about the
+    scene still varies continuously), which makes a sample several times cheaper."""
     scene = random_scene(rng, ir_fraction=ir_fraction)
+    if cache is not None:
+        scene = dataclasses.replace(scene, seed=int(rng.integers(0, texture_pool)))
     camera = random_camera(rng, image_size)
     cam_pos, q = random_view(rng)
     n = 0 if rng.random() < empty_fraction else int(rng.choice(np.arange(1, max_targets + 1),
                                                                p=[0.6, 0.2, 0.12, 0.08][:max_targets]))
     targets = [t for t in (random_target(rng, camera, cam_pos, q) for _ in range(n)) if t is not None]
-    renderer = Renderer(camera, scene)
+    renderer = Renderer(camera, scene, cache=cache)
     frame = renderer.render(cam_pos, q, targets, rng, t_s=float(rng.uniform(0, 10)))
     return frame, targets, scene, camera
 
 
+def _write_one(out: Path, i: int, base_seed: int, image_size, empty_fraction: float, ir_fraction: float,
+               jpeg_quality: int, cache: RenderCache) -> dict:
+    """Render and write image ``i`` (its own generator: results do not depend on the worker count)."""
+    rng = np.random.default_rng([base_seed, i])
+    frame, targets, scene, camera = render_sample(rng, image_size, empty_fraction, ir_fraction, cache=cache)
+    name = f"{i:06d}"
+    cv2.imwrite(str(out / "images" / f"{name}.jpg"), frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    lines = yolo_lines(frame.labels, *image_size)
+    (out / "labels" / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    return {
+        "image": f"images/{name}.jpg", "mode": scene.mode,
+        "hfov_deg": round(math.degrees(camera.intrinsics.hfov_rad), 2),
+        "labels": [{"xyxy_px": [round(v, 2) for v in lab.xyxy_px], "class": lab.class_name,
+                    "kind": targets[lab.target_index].kind, "range_m": round(lab.range_m, 1),
+                    "visible_fraction": round(lab.visible_fraction, 3)} for lab in frame.labels],
+        "excluded": [{"kind": targets[lab.target_index].kind, "reason": lab.excluded} for lab in frame.excluded],
+    }
+
+
+def _worker(args) -> list[dict]:
+    out, indices, base_seed, image_size, empty_fraction, ir_fraction, jpeg_quality = args
+    cache = RenderCache(max_entries=96)
+    return [_write_one(out, i, base_seed, image_size, empty_fraction, ir_fraction, jpeg_quality, cache)
+            for i in indices]
+
+
 def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
                  image_size: tuple[int, int] = (640, 512), empty_fraction: float = 0.1,
-                 ir_fraction: float = 0.2, jpeg_quality: int = 92, progress: bool = False) -> dict:
+                 ir_fraction: float = 0.2, jpeg_quality: int = 92, progress: bool = False,
+                 workers: int = 1) -> dict:
     """Write ``n_images`` renders with YOLO labels into ``out_dir`` (see module docstring).
-    Returns counts: images, labels per class, empty images, excluded (too small / outside) targets."""
-    if n_images < 0:
-        raise RenderError("n_images must be >= 0")
+
+    One seed is drawn from ``rng``; image ``i`` uses ``default_rng([seed, i])``, so the output is the
+    same for any ``workers`` (processes). Returns counts: images, labels per class, empty images,
+    excluded (too small / outside) targets, IR images."""
+    if n_images < 0 or workers < 1:
+        raise RenderError("n_images must be >= 0 and workers >= 1")
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    stats = {"images": 0, "empty": 0, "excluded": 0, "ir": 0, **{f"n_{c}": 0 for c in CLASSES}}
+    base_seed = int(rng.integers(0, 2**62))
+    chunk = 50
+    jobs = [(out, range(s, min(s + chunk, n_images)), base_seed, tuple(image_size), empty_fraction, ir_fraction,
+             jpeg_quality) for s in range(0, n_images, chunk)]
+    metas: list[dict] = []
     t0 = time.perf_counter()
-    with open(out / "meta.jsonl", "w") as meta:
+
+    def report() -> None:
+        if progress:
+            el = max(time.perf_counter() - t0, 1e-9)
+            print(f"\r{len(metas)}/{n_images} images  {el:.0f} s  ({len(metas) / el:.1f} img/s)", end="",
+                  file=sys.stderr, flush=True)
+
+    if workers == 1:
+        cache = RenderCache(max_entries=96)
         for i in range(n_images):
-            frame, targets, scene, camera = render_sample(rng, image_size, empty_fraction, ir_fraction)
-            name = f"{i:06d}"
-            cv2.imwrite(str(out / "images" / f"{name}.jpg"), frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-            lines = yolo_lines(frame.labels, *image_size)
-            (out / "labels" / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-            meta.write(json.dumps({
-                "image": f"images/{name}.jpg", "mode": scene.mode,
-                "hfov_deg": round(math.degrees(camera.intrinsics.hfov_rad), 2),
-                "labels": [{"xyxy_px": [round(v, 2) for v in lab.xyxy_px], "class": lab.class_name,
-                            "kind": targets[lab.target_index].kind, "range_m": round(lab.range_m, 1),
-                            "visible_fraction": round(lab.visible_fraction, 3)} for lab in frame.labels],
-                "excluded": [{"kind": targets[lab.target_index].kind, "reason": lab.excluded} for lab in frame.excluded],
-            }) + "\n")
-            stats["images"] += 1
-            stats["empty"] += not frame.labels
-            stats["excluded"] += len(frame.excluded)
-            stats["ir"] += scene.mode == "ir"
-            for lab in frame.labels:
-                stats[f"n_{lab.class_name}"] += 1
-            if progress and (i + 1) % max(1, min(100, n_images // 20)) == 0 or progress and i + 1 == n_images:
-                el = time.perf_counter() - t0
-                print(f"\r{i + 1}/{n_images} images  {el:.0f} s  ({(i + 1) / el:.1f} img/s)", end="",
-                      file=sys.stderr, flush=True)
+            metas.append(_write_one(out, i, base_seed, tuple(image_size), empty_fraction, ir_fraction,
+                                    jpeg_quality, cache))
+            if (i + 1) % 10 == 0 or i + 1 == n_images:
+                report()
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for part in pool.imap(_worker, jobs):
+                metas.extend(part)
+                report()
     if progress:
         print(file=sys.stderr)
+    stats = {"images": 0, "empty": 0, "excluded": 0, "ir": 0, **{f"n_{c}": 0 for c in CLASSES}}
+    with open(out / "meta.jsonl", "w") as meta:
+        for m in metas:
+            meta.write(json.dumps(m) + "\n")
+            stats["images"] += 1
+            stats["empty"] += not m["labels"]
+            stats["excluded"] += len(m["excluded"])
+            stats["ir"] += m["mode"] == "ir"
+            for lab in m["labels"]:
+                stats[f"n_{lab['class']}"] += 1
     return stats
 
 
@@ -200,9 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=512)
     ap.add_argument("--empty-fraction", type=float, default=0.1)
     ap.add_argument("--ir-fraction", type=float, default=0.2)
+    ap.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     args = ap.parse_args(argv)
     stats = make_dataset(args.out, args.n, np.random.default_rng(args.seed), (args.width, args.height),
-                         args.empty_fraction, args.ir_fraction, progress=True)
+                         args.empty_fraction, args.ir_fraction, progress=True, workers=args.workers)
     print(json.dumps(stats))
     return 0
 

@@ -116,6 +116,62 @@ def _blur_wrap(tex: np.ndarray, sigma_px: float) -> np.ndarray:
     return np.ascontiguousarray(cv2.GaussianBlur(padded, (0, 0), sigma_px)[p:-p, p:-p])
 
 
+class RenderCache:
+    """Shares what does not depend on the whole scene between Renderers: camera ray tables (per
+    intrinsics), procedural textures (per ``scene.seed``) and sensor-noise banks. Pass one instance to
+    many Renderers (e.g. every image of a dataset) to avoid rebuilding them; least-recently-used entries
+    beyond ``max_entries`` are dropped. Not thread-safe."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self.max_entries = max_entries
+        self._store: dict = {}
+
+    def get(self, key, factory):
+        if key in self._store:
+            value = self._store.pop(key)
+        else:
+            value = factory()
+            while len(self._store) >= self.max_entries:
+                self._store.pop(next(iter(self._store)))
+        self._store[key] = value
+        return value
+
+
+def _camera_tables(intr, bw: int, bh: int):
+    """Camera-frame unit rays (3, bw*bh) float32 at the background grid's sample centres (the
+    full-res positions cv2.resize(INTER_LINEAR) maps them to), the normalised radius beyond which the
+    distortion polynomial is not trusted, and the squared normalised radius map (H, W) for vignetting."""
+    w, h = intr.width_px, intr.height_px
+    us = (np.arange(bw) + 0.5) * (w / bw) - 0.5
+    vs = (np.arange(bh) + 0.5) * (h / bh) - 0.5
+    uu, vv = np.meshgrid(us, vs)
+    with np.errstate(all="ignore"):
+        b = pixels_to_bearings_cam(intr, np.stack([uu, vv], axis=-1)).reshape(-1, 3)
+    if not np.all(np.isfinite(b)):
+        raise RenderError("the camera's lens distortion cannot be inverted over the whole image "
+                          "(undistortion diverges near the corners); use milder dist_coeffs")
+    rays = np.ascontiguousarray(b.T.astype(np.float32))
+    corners = pixels_to_bearings_cam(intr, np.array([[-0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5],
+                                                     [w - 0.5, -0.5]]))
+    r_norm_max = 1.5 * float(np.max(np.hypot(corners[:, 0], corners[:, 1]) / corners[:, 2]))
+    xx = ((np.arange(w, dtype=np.float32) - intr.cx_px) / (w / 2)) ** 2
+    yy = ((np.arange(h, dtype=np.float32) - intr.cy_px) / (h / 2)) ** 2
+    return rays, r_norm_max, yy[:, None] + xx[None, :]
+
+
+def _textures(seed: int):
+    """Tileable textures (cloud, cloud blurred, fields, fields blurred: 512 x 512 float32 in [0, 1]) and
+    unit 1D azimuth noises (tree presence, crowns, tree height, tree distance, shade, hills)."""
+    trng = np.random.default_rng(seed)
+    cloud = _fbm_2d(trng, 512, 3.2)
+    cells = trng.random((32, 32)).astype(np.float32)
+    fields = cv2.resize(cells, (512, 512), interpolation=cv2.INTER_NEAREST)
+    fields = 0.75 * fields + 0.25 * cv2.resize(_fbm_2d(trng, 128, 2.5), (512, 512))  # 16 px per field
+    az = (_fbm_1d(trng, _N_AZ, 2.0), _fbm_1d(trng, _N_AZ, 1.2), _fbm_1d(trng, _N_AZ, 2.4),
+          _fbm_1d(trng, _N_AZ, 3.0), _fbm_1d(trng, _N_AZ, 1.6), _fbm_1d(trng, _N_AZ, 2.6))
+    return cloud, _blur_wrap(cloud, 6.0), fields, _blur_wrap(fields, 8.0), az
+
+
 class Renderer:
     """Renders frames of one ``camera`` in one ``scene``; reuse it for every frame of a run.
 
@@ -123,7 +179,7 @@ class Renderer:
     """
 
     def __init__(self, camera: Camera, scene: SceneParams, bg_downscale: int | None = None,
-                 use_numba: bool = True) -> None:
+                 use_numba: bool = True, cache: "RenderCache | None" = None) -> None:
         self.camera = camera
         self.use_numba = use_numba
         self.scene = scene
@@ -133,49 +189,26 @@ class Renderer:
         if ds < 1:
             raise RenderError("bg_downscale must be >= 1")
         self._bw, self._bh = bw, bh = -(-w // ds), -(-h // ds)
-        # Ray table at the background grid's sample centres (exactly the full-res pixel positions that
-        # cv2.resize(INTER_LINEAR) maps them to), through the camera model's undistortion.
-        us = (np.arange(bw) + 0.5) * (w / bw) - 0.5
-        vs = (np.arange(bh) + 0.5) * (h / bh) - 0.5
-        uu, vv = np.meshgrid(us, vs)
-        with np.errstate(all="ignore"):
-            b = pixels_to_bearings_cam(intr, np.stack([uu, vv], axis=-1)).reshape(-1, 3)
-        if not np.all(np.isfinite(b)):
-            raise RenderError("the camera's lens distortion cannot be inverted over the whole image "
-                              "(undistortion diverges near the corners); use milder dist_coeffs")
-        self._rays_cam = np.ascontiguousarray(b.T.astype(np.float32))  # (3, N)
-        # Normalised-radius limit beyond which the distortion polynomial is not trusted.
-        corners = pixels_to_bearings_cam(intr, np.array([[-0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5],
-                                                         [w - 0.5, -0.5]]))
-        self._r_norm_max = 1.5 * float(np.max(np.hypot(corners[:, 0], corners[:, 1]) / corners[:, 2]))
+        self.cache = cache if cache is not None else RenderCache()
+        self._rays_cam, self._r_norm_max, r2 = self.cache.get(("camera", intr, bw, bh),
+                                                              lambda: _camera_tables(intr, bw, bh))
         self._distorted = any(intr.dist_coeffs)
-
-        trng = np.random.default_rng(scene.seed)
-        self._cloud_tex = _fbm_2d(trng, 512, 3.2)
-        self._cloud_tex_far = _blur_wrap(self._cloud_tex, 6.0)
-        cells = trng.random((32, 32)).astype(np.float32)
-        fields = cv2.resize(cells, (512, 512), interpolation=cv2.INTER_NEAREST)
-        fields = 0.75 * fields + 0.25 * cv2.resize(_fbm_2d(trng, 128, 2.5), (512, 512))
-        self._ground_tex = fields  # 16 px per field, 32 x 32 fields per tile
-        self._ground_tex_far = _blur_wrap(fields, 8.0)
+        tex = self.cache.get(("textures", scene.seed), lambda: _textures(scene.seed))
+        self._cloud_tex, self._cloud_tex_far, self._ground_tex, self._ground_tex_far = tex[:4]
+        presence, crowns, tree_h_n, tree_d_n, shade_n, hill_n = tex[4]
         # Tree line and hills: profiles over azimuth (index = (az + pi) / 2pi * _N_AZ).
-        presence = _fbm_1d(trng, _N_AZ, 2.0)
         thr = np.quantile(presence, 1.0 - scene.tree_cover) if scene.tree_cover > 0 else 2.0
-        crowns = 0.8 + 0.2 * _fbm_1d(trng, _N_AZ, 1.2)  # ragged crown line
-        tree_h = scene.tree_height_m * (0.3 + 0.7 * _fbm_1d(trng, _N_AZ, 2.4)) * crowns
+        tree_h = scene.tree_height_m * (0.3 + 0.7 * tree_h_n) * (0.8 + 0.2 * crowns)  # ragged crown line
         self._tree_h_m = np.where(presence >= thr, tree_h, 0.0)
-        self._tree_d_m = scene.tree_distance_m * (0.6 + 0.8 * _fbm_1d(trng, _N_AZ, 3.0))
-        self._tree_shade = 0.8 + 0.35 * _fbm_1d(trng, _N_AZ, 1.6)
+        self._tree_d_m = scene.tree_distance_m * (0.6 + 0.8 * tree_d_n)
+        self._tree_shade = 0.8 + 0.35 * shade_n
         self._tree_haze = 1.0 - np.exp(-3.0 * self._tree_d_m / scene.visibility_m)
-        self._hill_h_m = scene.hill_height_m * _fbm_1d(trng, _N_AZ, 2.6) ** 1.5
-        nrng = np.random.default_rng(scene.seed + 1)
+        self._hill_h_m = scene.hill_height_m * hill_n ** 1.5
         self._noise_pad = 32
         self._noise_bank = np.zeros((0, 0), np.float32)
         if scene.noise_sigma_dn > 0:
-            self._noise_bank = (nrng.standard_normal((h + self._noise_pad, w + self._noise_pad),
-                                                     dtype=np.float32) * scene.noise_sigma_dn)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        r2 = ((xx - intr.cx_px) / (w / 2)) ** 2 + ((yy - intr.cy_px) / (h / 2)) ** 2
+            self._noise_bank = self.cache.get(("noise", w, h, scene.seed % 4), lambda: np.random.default_rng(
+                scene.seed % 4).standard_normal((h + self._noise_pad, w + self._noise_pad), dtype=np.float32))
         self._gain_map = np.ascontiguousarray(
             scene.exposure_gain * (1.0 - scene.vignette * np.clip(r2 / 2.0, 0, 1)), dtype=np.float32)
         self._gamma_lut = np.clip(255.0 * (np.arange(256) / 255.0) ** (1.0 / scene.gamma), 0, 255).astype(np.uint8)
@@ -404,7 +437,7 @@ class Renderer:
             noise = np.zeros((0, 0), np.float32)
         out = np.empty_like(img)
         (finish_numba if self.use_numba else finish_numpy)(
-            img, self._gain_map, noise, ox, oy, self._gamma_lut, sc.mode == "ir", out)
+            img, self._gain_map, noise, sc.noise_sigma_dn, ox, oy, self._gamma_lut, sc.mode == "ir", out)
         if sc.jpeg_quality > 0:
             ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(sc.jpeg_quality)])
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)

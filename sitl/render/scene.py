@@ -76,7 +76,8 @@ class SceneParams:
 
 
 def _jit(rng: np.random.Generator, bgr, amount: float) -> BGR:
-    c = np.asarray(bgr, float) * (1.0 + rng.uniform(-amount, amount)) + rng.normal(0, 255 * amount / 3, 3)
+    """Brightness jitter of +-amount and a small hue jitter (a few DN per channel)."""
+    c = np.asarray(bgr, float) * (1.0 + rng.uniform(-amount, amount)) + rng.normal(0, 255 * amount / 8, 3)
     return tuple(int(v) for v in np.clip(c, 0, 255))
 
 

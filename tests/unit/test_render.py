@@ -191,6 +191,18 @@ def test_numba_kernels_match_numpy_reference():
         noise = np.random.default_rng(2).normal(0, 4, (25, 35)).astype(np.float32)
         lut = fast._gamma_lut
         o1, o2 = np.empty_like(img), np.empty_like(img)
-        finish_numba(img, gain, noise, 3, 4, lut, grey, o1)
-        finish_numpy(img, gain, noise, 3, 4, lut, grey, o2)
+        finish_numba(img, gain, noise, 1.5, 3, 4, lut, grey, o1)
+        finish_numpy(img, gain, noise, 1.5, 3, 4, lut, grey, o2)
         assert np.abs(o1.astype(int) - o2.astype(int)).max() <= 1
+
+
+def test_make_dataset_same_output_for_any_worker_count(tmp_path):
+    a = make_dataset(tmp_path / "a", 4, np.random.default_rng(9), image_size=(96, 80))
+    b = make_dataset(tmp_path / "b", 4, np.random.default_rng(9), image_size=(96, 80), workers=2)
+    assert a == b
+    for i in range(4):
+        name = f"labels/{i:06d}.txt"
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+        ia = cv2.imread(str(tmp_path / "a" / f"images/{i:06d}.jpg"))
+        ib = cv2.imread(str(tmp_path / "b" / f"images/{i:06d}.jpg"))
+        assert np.array_equal(ia, ib)
