@@ -64,7 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--estimator-ready-s", type=float, default=3.0,
                    help="boot seconds until a position estimate exists (arming/GUIDED need it)")
     s.add_argument("--duration-s", type=float, default=None, help="stop after this much simulated time")
+    c = sub.add_parser("check-params", help="compare a parameter dump with an expected set (firmware_params/)")
+    c.add_argument("expected", help="expected set: .params (QGC/PX4) or .parm (ArduPilot)")
+    c.add_argument("actual", help="the vehicle's parameter dump, same formats")
+    c.add_argument("--ignore-missing", action="store_true", help="only compare parameters present in both")
     return ap
+
+
+def _check_params(args: argparse.Namespace) -> int:
+    from sitl.autopilot.param_files import ParamFileError, check_params, load_param_file
+
+    try:
+        expected, actual = load_param_file(args.expected), load_param_file(args.actual)
+    except ParamFileError as e:
+        print(f"autonomy sitl: {e}", file=sys.stderr)
+        return 2
+    bad = check_params(actual, expected, ignore_missing=args.ignore_missing)
+    for m in bad:
+        print(m)
+    print(f"{len(expected) - len(bad)}/{len(expected)} parameters match")
+    return 1 if bad else 0
 
 
 def make_autopilot(args: argparse.Namespace):  # noqa: ANN201
@@ -93,6 +112,8 @@ def make_autopilot(args: argparse.Namespace):  # noqa: ANN201
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.cmd == "check-params":
+        return _check_params(args)
     if not args.speedup > 0:
         print("autonomy sitl: --speedup must be > 0", file=sys.stderr)
         return 2

@@ -177,7 +177,10 @@ class Autopilot:
             self._gust = wind_step(self._gust, w, dt, self._rng)
             self.wind_ned_mps = np.asarray(w.mean_ned_mps, dtype=np.float64) + self._gust
         air = self.airframe(self.tilt_limit_rad())
-        self.state = step_fast(self.state, air, acc, yaw, dt, tuple(self.wind_ned_mps), powered)
+        prev = self.state
+        self.state = step_fast(prev, air, acc, yaw, dt, tuple(self.wind_ned_mps), powered)
+        if prev.on_ground and self.state.on_ground:  # static friction: wind does not slide a parked airframe
+            self.state = replace(self.state, pos_ned_m=prev.pos_ned_m)
         self._ticks += 1
         self._update_land_detector()
         self._msg_cache.clear()

@@ -213,6 +213,7 @@ PX4_INTERCEPTOR: dict[str, float] = {
     "MPC_XY_VEL_P_ACC": 3.0,
     "MPC_Z_VEL_P_ACC": 6.0,
     "COM_OF_LOSS_T": 0.5,
+    "COM_OBC_LOSS_T": 2.0,
     "COM_OBL_RC_ACT": 3,
     "NAV_RCL_ACT": 2,
     "NAV_DLL_ACT": 2,

@@ -78,7 +78,12 @@ def step_fast(
     if dt_s <= 0.0:
         raise ValueError("dt_s must be positive")
     qw, qx, qy, qz = (float(v) for v in s.q_body_to_ned)
-    yaw_now = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
+    # heading of the horizontal axis perpendicular to body y (vehicle._heading_of), Euler yaw as fallback
+    yb_n, yb_e = 2 * (qx * qy - qw * qz), 1 - 2 * (qx * qx + qz * qz)
+    if math.hypot(yb_n, yb_e) < 1e-6:
+        yaw_now = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
+    else:
+        yaw_now = math.atan2(-yb_n, yb_e)
     if not armed:
         if s.on_ground:
             aax = aay = aaz = 0.0

@@ -84,9 +84,9 @@ def test_px4_serve_ready_fly_failsafe_and_sigterm():
                 acks.append(m.result)
         assert acks == [0, 0]
         c.mav.command_long_send(1, 1, D.MAV_CMD_COMPONENT_ARM_DISARM, 0, 1, 0, 0, 0, 0, 0, 0)
-        t_end = time.monotonic() + 8.0 / SPEEDUP + 1.0
+        t_end = time.monotonic() + 20.0  # generous: a loaded CI machine may run the server below x4
         z = 0.0
-        while time.monotonic() < t_end:
+        while time.monotonic() < t_end and z > -6.0:
             sp(-3.0)
             m = c.recv_match(type="LOCAL_POSITION_NED", blocking=True, timeout=0.05)
             if m is not None:
@@ -114,15 +114,14 @@ def test_ardupilot_serve_tcp_takeoff_and_sigint():
         assert hb is not None and hb.autopilot == D.MAV_AUTOPILOT_ARDUPILOTMEGA
         c.mav.request_data_stream_send(1, 1, D.MAV_DATA_STREAM_POSITION, 10, 1)
         _recv_until(c, lambda m: m.get_type() == "GLOBAL_POSITION_INT", 3.0)
-        time.sleep(3.5 / SPEEDUP)
+        _recv_until(c, lambda m: m.get_type() == "GLOBAL_POSITION_INT" and m.time_boot_ms > 3300, 10.0)
         for cmd, params in ((D.MAV_CMD_DO_SET_MODE, (1, 4)), (D.MAV_CMD_COMPONENT_ARM_DISARM, (1,)),
                             (D.MAV_CMD_NAV_TAKEOFF, (0, 0, 0, 0, 0, 0, 6.0))):
             pp = list(params) + [0] * (7 - len(params))
             c.mav.command_long_send(1, 1, cmd, 0, *pp)
             ack = _recv_until(c, lambda m, cmd=cmd: m.get_type() == "COMMAND_ACK" and m.command == cmd, 2.0)
             assert ack is not None and ack.result == 0, cmd
-        m = _recv_until(c, lambda m: m.get_type() == "GLOBAL_POSITION_INT" and m.relative_alt > 5500,
-                        14.0 / SPEEDUP + 2.0)
+        m = _recv_until(c, lambda m: m.get_type() == "GLOBAL_POSITION_INT" and m.relative_alt > 5500, 20.0)
         assert m is not None
     finally:
         if p.poll() is None:
