@@ -17,6 +17,7 @@ the tree line and hills are rings around the camera (they move with it).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -39,7 +40,8 @@ _N_AZ = 8192  # azimuth resolution of the tree-line and hill profiles
 class RenderTarget:
     """One object in the world. ``pos_ned_m`` is its centre, ``q_body_to_ned`` its attitude (FRD body,
     w-x-y-z), ``size_scale`` multiplies the real-size model, ``color_bgr`` overrides the main colour,
-    ``anim_phase_rad`` offsets the wing-flap / rotor animation."""
+    ``anim_phase_rad`` offsets the wing-flap / rotor animation, ``vel_ned_mps`` (optional) gives the
+    target motion blur over the exposure (relative to the camera's velocity)."""
 
     kind: str
     pos_ned_m: tuple[float, float, float] | np.ndarray
@@ -47,6 +49,7 @@ class RenderTarget:
     size_scale: float = 1.0
     color_bgr: tuple[int, int, int] | None = None
     anim_phase_rad: float = 0.0
+    vel_ned_mps: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -135,6 +138,16 @@ class RenderCache:
                 self._store.pop(next(iter(self._store)))
         self._store[key] = value
         return value
+
+
+def _line_kernel(d_px) -> np.ndarray:
+    """Normalised box kernel along the segment -d/2 .. +d/2 (pixels), for motion blur."""
+    dx, dy = d_px
+    c = int(math.ceil(max(abs(dx), abs(dy)) / 2.0)) + 1
+    k = np.zeros((2 * c + 1, 2 * c + 1), np.float32)
+    cv2.line(k, (int(round((c - dx / 2) * 16)), int(round((c - dy / 2) * 16))),
+             (int(round((c + dx / 2) * 16)), int(round((c + dy / 2) * 16))), 1.0, 1, cv2.LINE_AA, 4)
+    return k / k.sum()
 
 
 def _camera_tables(intr, bw: int, bh: int):
@@ -303,8 +316,9 @@ class Renderer:
         return col_o, mask_o, col_d, mask_d
 
     def _draw_target(self, img: np.ndarray, idx: int, t: RenderTarget, cam_pos: np.ndarray,
-                     r_ned_from_cam: np.ndarray, t_s: float) -> Label | None:
-        """Composite one target into ``img`` (float32, in place). None if it is behind the camera."""
+                     r_ned_from_cam: np.ndarray, t_s: float, cam_vel: np.ndarray | None = None,
+                     exposure_s: float = 0.0) -> Label | None:
+        """Composite one target into ``img`` (uint8, in place). None if it is behind the camera."""
         w_img, h_img = self.width_px, self.height_px
         mesh = self._meshes.mesh(t.kind, t_s, t.anim_phase_rad)
         rt = quat_to_rotmat(quat_normalize(np.asarray(t.q_body_to_ned, np.float64)))
@@ -339,13 +353,19 @@ class Renderer:
 
         umin, vmin = uv[..., 0].min(), uv[..., 1].min()
         umax, vmax = uv[..., 0].max(), uv[..., 1].max()
+        blur_d = self._target_smear_px(t, pos, cam_pos, cam_vel, r_ned_from_cam, exposure_s)
+        margin = 0
+        if blur_d is not None:  # the smeared silhouette spans the shape at -d/2 .. +d/2
+            umin, umax = umin - abs(blur_d[0]) / 2, umax + abs(blur_d[0]) / 2
+            vmin, vmax = vmin - abs(blur_d[1]) / 2, vmax + abs(blur_d[1]) / 2
+            margin = 1
         box = (max(umin, -0.5), max(vmin, -0.5), min(umax, w_img - 0.5), min(vmax, h_img - 0.5))
         cls = CLASS_OF_KIND[t.kind]
         if box[2] <= box[0] or box[3] <= box[1]:
             return Label((0.0, 0.0, 0.0, 0.0), cls, idx, 0.0, "outside", range_m)
         # pixel index range of the full silhouette
-        fx0, fy0 = int(math.floor(umin + 0.5)), int(math.floor(vmin + 0.5))
-        fx1, fy1 = int(math.floor(umax + 0.5)), int(math.floor(vmax + 0.5))
+        fx0, fy0 = int(math.floor(umin + 0.5)) - margin, int(math.floor(vmin + 0.5)) - margin
+        fx1, fy1 = int(math.floor(umax + 0.5)) + margin, int(math.floor(vmax + 0.5)) + margin
         fw, fh = fx1 - fx0 + 1, fy1 - fy0 + 1
         big = max(fw, fh)
         s = 8 if big <= 16 else 4 if big <= 64 else 2 if big <= 256 else 1
@@ -371,6 +391,13 @@ class Renderer:
             if mask_d is not None:
                 col_d = cv2.resize(col_d, (rw, rh), interpolation=cv2.INTER_AREA)
                 mask_d = cv2.resize(mask_d, (rw, rh), interpolation=cv2.INTER_AREA)
+        if blur_d is not None:
+            k_line = _line_kernel(blur_d)
+            col_o, mask_o = cv2.filter2D(col_o, -1, k_line, borderType=cv2.BORDER_CONSTANT), \
+                cv2.filter2D(mask_o, -1, k_line, borderType=cv2.BORDER_CONSTANT)
+            if mask_d is not None:
+                col_d, mask_d = cv2.filter2D(col_d, -1, k_line, borderType=cv2.BORDER_CONSTANT), \
+                    cv2.filter2D(mask_d, -1, k_line, borderType=cv2.BORDER_CONSTANT)
         roi = img[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
         if mask_d is not None:
             k = 0.15 if self.scene.mode == "ir" else 0.35
@@ -386,16 +413,35 @@ class Renderer:
             excluded = "outside"
         return Label(tuple(float(v) for v in box), cls, idx, vis, excluded, range_m)
 
+    def _target_smear_px(self, t: RenderTarget, pos: np.ndarray, cam_pos: np.ndarray, cam_vel, r_ned_from_cam,
+                         exposure_s: float):
+        """Image displacement (du, dv) of the target centre over the exposure from the relative
+        velocity, or None when there is none or it is under a pixel."""
+        if exposure_s <= 0 or (t.vel_ned_mps is None and cam_vel is None):
+            return None
+        v_rel = (np.zeros(3) if t.vel_ned_mps is None else np.asarray(t.vel_ned_mps, np.float64)) - \
+            (np.zeros(3) if cam_vel is None else cam_vel)
+        ends = np.stack([pos - 0.5 * exposure_s * v_rel, pos + 0.5 * exposure_s * v_rel]) - cam_pos
+        uv, front = bearings_cam_to_pixels(self.camera.intrinsics, ends @ r_ned_from_cam)
+        if not np.all(front):
+            return None
+        d = uv[1] - uv[0]
+        if not np.all(np.isfinite(d)) or math.hypot(d[0], d[1]) < 1.0:
+            return None
+        return min(max(float(d[0]), -60.0), 60.0), min(max(float(d[1]), -60.0), 60.0)
+
     # ------------------------------------------------------------------ frame
     def render(self, cam_pos_ned_m, q_body_to_ned, targets: list[RenderTarget] | tuple = (),
                rng: np.random.Generator | None = None, t_s: float = 0.0,
-               rate_body_radps=None, exposure_s: float = 0.004) -> RenderedFrame:
+               rate_body_radps=None, exposure_s: float = 0.004, cam_vel_ned_mps=None) -> RenderedFrame:
         """Render one frame.
 
         ``cam_pos_ned_m`` (3,) camera position, ``q_body_to_ned`` (4,) vehicle attitude (the camera
         mount comes from ``camera.mount``), ``targets`` objects in the world, ``rng`` drives the sensor
         noise (None: no noise), ``t_s`` animates birds and rotors, ``rate_body_radps`` (3,) the vehicle's
-        angular rate: when given, the frame gets the motion blur of that rotation over ``exposure_s``.
+        angular rate: when given, the frame gets the motion blur of that rotation over ``exposure_s``;
+        targets with ``vel_ned_mps`` (or any target when ``cam_vel_ned_mps`` is given) are smeared by
+        their motion relative to the camera over ``exposure_s`` (label boxes cover the smear).
         """
         cam_pos = np.asarray(cam_pos_ned_m, np.float64)
         if cam_pos.shape != (3,) or not np.all(np.isfinite(cam_pos)):
@@ -409,6 +455,7 @@ class Renderer:
         for t in targets:
             if not isinstance(t, RenderTarget):
                 raise RenderError(f"targets must be RenderTarget, got {type(t).__name__}")
+        cam_vel = None if cam_vel_ned_mps is None else np.asarray(cam_vel_ned_mps, np.float64).reshape(3)
         sc = self.scene
         img = self.background(cam_pos, q).copy()
         r = self.camera.r_ned_from_cam(q)
@@ -418,7 +465,7 @@ class Renderer:
         order = sorted(range(len(targets)), key=lambda i: -float(np.linalg.norm(
             np.asarray(targets[i].pos_ned_m, np.float64) - cam_pos)))
         for i in order:
-            lab = self._draw_target(img, i, targets[i], cam_pos, r, t_s)
+            lab = self._draw_target(img, i, targets[i], cam_pos, r, t_s, cam_vel, exposure_s)
             if lab is None:
                 continue
             (excluded if lab.excluded else labels).append(lab)
@@ -426,7 +473,15 @@ class Renderer:
         excluded.sort(key=lambda l: l.target_index)
 
         if rate_body_radps is not None:
-            img = self._motion_blur(img, np.asarray(rate_body_radps, np.float64), exposure_s)
+            d = self._rotation_smear_px(np.asarray(rate_body_radps, np.float64).reshape(3), exposure_s)
+            if math.hypot(*d) >= 1.0:
+                d = (min(max(d[0], -60.0), 60.0), min(max(d[1], -60.0), 60.0))
+                img = cv2.filter2D(img, -1, _line_kernel(d))
+                w, h = self.width_px, self.height_px
+                labels = [dataclasses.replace(lab, xyxy_px=(
+                    max(lab.xyxy_px[0] - abs(d[0]) / 2, -0.5), max(lab.xyxy_px[1] - abs(d[1]) / 2, -0.5),
+                    min(lab.xyxy_px[2] + abs(d[0]) / 2, w - 0.5), min(lab.xyxy_px[3] + abs(d[1]) / 2, h - 0.5)))
+                    for lab in labels]
         if sc.optics_blur_sigma_px > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), sc.optics_blur_sigma_px)
         ox = oy = 0
@@ -443,18 +498,9 @@ class Renderer:
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         return RenderedFrame(out, labels, excluded)
 
-    def _motion_blur(self, img: np.ndarray, rate_body_radps: np.ndarray, exposure_s: float) -> np.ndarray:
-        """Blur along the image motion that the body rotation causes at the image centre."""
+    def _rotation_smear_px(self, rate_body_radps: np.ndarray, exposure_s: float) -> tuple[float, float]:
+        """Image displacement at the image centre over the exposure caused by the body rotation."""
         w_cam = self.camera.mount.r_body_from_cam.T @ rate_body_radps
         intr = self.camera.intrinsics
-        vx, vy = -intr.fx_px * w_cam[1] * exposure_s, intr.fy_px * w_cam[0] * exposure_s
-        length = math.hypot(vx, vy)
-        if length < 1.0:
-            return img
-        n = min(int(math.ceil(length)) | 1, 61)
-        k = np.zeros((n, n), np.float32)
-        c = n // 2
-        cv2.line(k, (int(round(c - vx / length * c)), int(round(c - vy / length * c))),
-                 (int(round(c + vx / length * c)), int(round(c + vy / length * c))), 1.0, 1, cv2.LINE_AA)
-        k /= k.sum()
-        return cv2.filter2D(img, -1, k)
+        # a fixed world direction seen from a rotating camera moves as db/dt = -w x b; at b = (0, 0, 1):
+        return -intr.fx_px * w_cam[1] * exposure_s, intr.fy_px * w_cam[0] * exposure_s
