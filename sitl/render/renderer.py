@@ -400,7 +400,7 @@ class Renderer:
                     cv2.filter2D(mask_d, -1, k_line, borderType=cv2.BORDER_CONSTANT)
         roi = img[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
         if mask_d is not None:
-            k = 0.15 if self.scene.mode == "ir" else 0.35
+            k = 0.12 if self.scene.mode == "ir" else 0.22  # spinning props are faint
             roi *= (1.0 - k * mask_d)[..., None]
             roi += k * col_d
         roi *= (1.0 - mask_o)[..., None]

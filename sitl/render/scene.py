@@ -106,6 +106,7 @@ def random_scene(rng: np.random.Generator, ir_fraction: float = 0.2) -> ScenePar
     )
     if rng.random() < ir_fraction:
         sky = rng.uniform(20, 140)
+        sensor["vignette"] = float(rng.uniform(0.0, 0.6))  # uncooled thermal cores vignette strongly
         return SceneParams(
             mode="ir", sky_zenith_bgr=_grey(sky * rng.uniform(0.4, 0.9)), sky_horizon_bgr=_grey(sky + rng.uniform(10, 70)),
             sky_gradient_scale=float(rng.uniform(1.5, 6)), cloud_cover=float(rng.uniform(0, 0.8)),

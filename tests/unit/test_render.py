@@ -221,8 +221,8 @@ def test_motion_blur_smears_along_relative_motion_and_boxes_cover_it():
     assert wb - wa == pytest.approx(smear, rel=0.05)
     assert b.labels[0].xyxy_px[3] - b.labels[0].xyxy_px[1] == pytest.approx(a.labels[0].xyxy_px[3] - a.labels[0].xyxy_px[1])
     bg = r.render((0, 0, -50.0), LEVEL, [], None).image.astype(int)
-    cols_a = np.nonzero((np.abs(a.image.astype(int) - bg).sum(axis=2) > 6).any(axis=0))[0]
-    cols_b = np.nonzero((np.abs(b.image.astype(int) - bg).sum(axis=2) > 6).any(axis=0))[0]
+    cols_a = np.nonzero((np.abs(a.image.astype(int) - bg).sum(axis=2) > 2).any(axis=0))[0]
+    cols_b = np.nonzero((np.abs(b.image.astype(int) - bg).sum(axis=2) > 2).any(axis=0))[0]
     assert cols_b.max() - cols_b.min() > cols_a.max() - cols_a.min() + 3  # drawn wider, too
     # the same smear from the camera moving the other way
     c = r.render((0, 0, -50.0), LEVEL, [still], None, exposure_s=0.01, cam_vel_ned_mps=(0.0, -60.0, 0.0))
