@@ -410,14 +410,19 @@ class Autopilot:
             return None
         p = self.state.pos_ned_m
         q = self.state.q_body_to_ned
-        vb = rotate_ned_to_body(q, self.state.vel_ned_mps)
+        v = self.state.vel_ned_mps
         w = self.state.rate_body_radps
-        cov = [math.nan] + [0.0] * 20
+        # as PX4 sends it (flightA.tlog): velocity in LOCAL_NED (child_frame_id 1), upper-triangle covariances
+        pcov = [0.0] * 21
+        vcov = [0.0] * 21
+        for k, (pv, vv) in zip((0, 6, 11, 15, 18, 20), ((0.01, 0.01), (0.01, 0.01), (0.02, 0.01),
+                                                        (1e-4, 0.0), (1e-4, 0.0), (1e-4, 0.0)), strict=True):
+            pcov[k], vcov[k] = pv, vv
         return dialect.MAVLink_odometry_message(
-            int(self.t_s * 1e6), dialect.MAV_FRAME_LOCAL_NED, dialect.MAV_FRAME_BODY_FRD,
+            int(self.t_s * 1e6), dialect.MAV_FRAME_LOCAL_NED, dialect.MAV_FRAME_LOCAL_NED,
             float(p[0]), float(p[1]), float(p[2]), [float(c) for c in q],
-            float(vb[0]), float(vb[1]), float(vb[2]), float(w[0]), float(w[1]), float(w[2]), cov, cov, 0,
-            dialect.MAV_ESTIMATOR_TYPE_EKF if hasattr(dialect, "MAV_ESTIMATOR_TYPE_EKF") else 0, 100)
+            float(v[0]), float(v[1]), float(v[2]), float(w[0]), float(w[1]), float(w[2]), pcov, vcov, 0,
+            8, 0)
 
     def _b_altitude(self):  # noqa: ANN202
         amsl = self.config.home_alt_m + self.alt_rel_m
@@ -434,8 +439,9 @@ class Autopilot:
                                                -float(v[2]))
 
     def _b_sys_status(self):  # noqa: ANN202
-        sensors = 0x3FFFFF
-        return dialect.MAVLink_sys_status_message(sensors, sensors, sensors, 100, 16000, 500, 90, 0, 0, 0, 0, 0, 0)
+        # PX4 SITL (flightA.tlog): present/enabled 0, health bits set, 16.2 V, 99 %
+        health = 52545599 if self.estimator_ready else 0
+        return dialect.MAVLink_sys_status_message(0, 0, health, 0, 16200, -100, 99, 0, 0, 0, 0, 0, 0, 0, 0, 1)
 
     def _b_battery_status(self):  # noqa: ANN202
         cells = [4000] * 4 + [65535] * 6
@@ -521,6 +527,19 @@ class Autopilot:
     def _b_extended_sys_state(self):  # noqa: ANN202
         return dialect.MAVLink_extended_sys_state_message(0, self.landed_state())
 
+    def _b_distance_sensor(self):  # noqa: ANN202
+        # PX4 SITL publishes an (empty) downward range finder at 10 Hz; here it reads the true height
+        d_cm = int(max(0.0, min(100.0, self.alt_rel_m)) * 100)
+        return dialect.MAVLink_distance_sensor_message(self.time_boot_ms, 0, 10000, d_cm, 0, 0, 25, 0)
+
+    def _b_estimator_status(self):  # noqa: ANN202
+        flags = 0x7FF if self.estimator_ready else 164
+        return dialect.MAVLink_estimator_status_message(int(self.t_s * 1e6), flags, 0.1, 0.1, 0.05, 0.1,
+                                                        math.nan, math.nan, 0.5, 0.8)
+
+    def _b_mission_current(self):  # noqa: ANN202
+        return dialect.MAVLink_mission_current_message(0, 65535, 1, 2)
+
     def _b_rc_channels(self):  # noqa: ANN202
         return dialect.MAVLink_rc_channels_message(self.time_boot_ms, 0, *([0] * 18), 255)
 
@@ -561,4 +580,7 @@ Autopilot.BUILDERS = {
     dialect.MAVLINK_MSG_ID_EKF_STATUS_REPORT: Autopilot._b_ekf_status_report,
     dialect.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: Autopilot._b_extended_sys_state,
     dialect.MAVLINK_MSG_ID_RC_CHANNELS: Autopilot._b_rc_channels,
+    dialect.MAVLINK_MSG_ID_DISTANCE_SENSOR: Autopilot._b_distance_sensor,
+    dialect.MAVLINK_MSG_ID_ESTIMATOR_STATUS: Autopilot._b_estimator_status,
+    dialect.MAVLINK_MSG_ID_MISSION_CURRENT: Autopilot._b_mission_current,
 }

@@ -79,10 +79,14 @@ PX4_ONBOARD_STREAMS_HZ: dict[int, float] = {
     D.MAVLINK_MSG_ID_POSITION_TARGET_LOCAL_NED: 10.0,
     D.MAVLINK_MSG_ID_SERVO_OUTPUT_RAW: 10.0,
     D.MAVLINK_MSG_ID_VFR_HUD: 10.0,
+    D.MAVLINK_MSG_ID_DISTANCE_SENSOR: 10.0,
+    D.MAVLINK_MSG_ID_POSITION_TARGET_GLOBAL_INT: 10.0,
     D.MAVLINK_MSG_ID_GPS_RAW_INT: 8.0,
     D.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: 5.0,
     D.MAVLINK_MSG_ID_SYS_STATUS: 5.0,
     D.MAVLINK_MSG_ID_SYSTEM_TIME: 1.0,
+    D.MAVLINK_MSG_ID_ESTIMATOR_STATUS: 1.0,
+    D.MAVLINK_MSG_ID_MISSION_CURRENT: 1.0,
     D.MAVLINK_MSG_ID_SCALED_PRESSURE: 1.0,
     D.MAVLINK_MSG_ID_BATTERY_STATUS: 0.5,
     D.MAVLINK_MSG_ID_HOME_POSITION: 0.5,
@@ -331,6 +335,22 @@ class Px4Autopilot(Autopilot):
         if mode == "AUTO.LAND" or (mode == "AUTO.RTL" and self.rtl_phase == "land"):
             return D.MAV_LANDED_STATE_LANDING
         return D.MAV_LANDED_STATE_IN_AIR
+
+    def _b_position_target_global_int(self):  # noqa: ANN202
+        """Sent only while armed in AUTO.RTL / AUTO.LAND (as in flightA.tlog)."""
+        if not self.armed or self.nav_state not in ("AUTO.RTL", "AUTO.LAND"):
+            return None
+        sp = self.last_setpoint_used
+        from autonomy.geometry import ned_to_geodetic
+
+        c = self.config
+        pos = [sp.pos_ned_m[i] if math.isfinite(sp.pos_ned_m[i]) else float(self.pos_ned_m[i]) for i in range(3)]
+        lat, lon, alt = ned_to_geodetic(np.array(pos), c.home_lat_deg, c.home_lon_deg, c.home_alt_m)
+        return D.MAVLink_position_target_global_int_message(
+            self.time_boot_ms, D.MAV_FRAME_GLOBAL_INT, 0, int(round(lat * 1e7)), int(round(lon * 1e7)), alt,
+            0.0, 0.0, 0.0, 0.0, 0.0, 0.0, self.yaw_rad, 0.0)
+
+    BUILDERS = {**Autopilot.BUILDERS, D.MAVLINK_MSG_ID_POSITION_TARGET_GLOBAL_INT: _b_position_target_global_int}
 
     # ------------------------------------------------------------------ links and streams
     def on_new_link(self, ls: LinkState) -> None:
