@@ -6,13 +6,11 @@
     frame.image  # H x W x 3 uint8 BGR;  frame.labels: [Label(xyxy_px, class_name, target_index, ...)]
 """
 
-from sitl.render.models import CLASS_OF_KIND, DISTRACTOR_KINDS, DRONE_KINDS, KINDS, NOMINAL_SIZE_M
-from sitl.render.renderer import Label, RenderedFrame, Renderer, RenderTarget
+from sitl.render.models import CLASS_OF_KIND, CLASSES, DISTRACTOR_KINDS, DRONE_KINDS, KINDS, NOMINAL_SIZE_M
+from sitl.render.renderer import Label, RenderCache, RenderedFrame, Renderer, RenderTarget
 from sitl.render.scene import RenderError, SceneParams, random_scene
 
-CLASSES = ("drone", "bird", "airplane", "helicopter")
-
 __all__ = [
-    "CLASSES", "CLASS_OF_KIND", "DISTRACTOR_KINDS", "DRONE_KINDS", "KINDS", "NOMINAL_SIZE_M", "Label",
+    "CLASSES", "CLASS_OF_KIND", "DISTRACTOR_KINDS", "DRONE_KINDS", "KINDS", "NOMINAL_SIZE_M", "Label", "RenderCache",
     "RenderError", "RenderTarget", "RenderedFrame", "Renderer", "SceneParams", "random_scene",
 ]

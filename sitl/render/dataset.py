@@ -30,13 +30,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from autonomy.camera.model import Camera, CameraIntrinsics, CameraMount, bearings_cam_to_pixels, pixels_to_bearings_cam
+from autonomy.camera.model import (
+    Camera,
+    CameraIntrinsics,
+    CameraMount,
+    bearings_cam_to_pixels,
+    pixels_to_bearings_cam,
+)
 from autonomy.geometry import euler_to_quat
-from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, NOMINAL_SIZE_M
+from sitl.render.models import CLASSES, DEFAULT_BGR, NOMINAL_SIZE_M
 from sitl.render.renderer import RenderCache, Renderer, RenderTarget
 from sitl.render.scene import RenderError, random_scene
-
-CLASSES = ("drone", "bird", "airplane", "helicopter")
 
 _DRONE_WEIGHTS = {"quad": 0.30, "quad_x8": 0.12, "fpv_quad": 0.18, "shahed": 0.25, "fixed_wing": 0.15}
 _DISTRACTOR_WEIGHTS = {"bird": 0.55, "airliner": 0.2, "helicopter": 0.25}

@@ -23,6 +23,9 @@ import numpy as np
 
 MAT_MAIN, MAT_DARK, MAT_ACCENT, MAT_DISC = 0, 1, 2, 3
 
+#: detector classes, index order of the YOLO labels.
+CLASSES = ("drone", "bird", "airplane", "helicopter")
+
 DRONE_KINDS = ("quad", "quad_x8", "fpv_quad", "shahed", "fixed_wing")
 DISTRACTOR_KINDS = ("bird", "airliner", "helicopter")
 KINDS = DRONE_KINDS + DISTRACTOR_KINDS

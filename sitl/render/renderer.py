@@ -27,7 +27,7 @@ import numpy as np
 from autonomy.camera.model import Camera, bearings_cam_to_pixels, pixels_to_bearings_cam
 from autonomy.geometry import quat_normalize, quat_to_rotmat
 from sitl.render._kernels import N_PARAMS, background_numba, background_numpy, finish_numba, finish_numpy
-from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, KINDS, MAT_ACCENT, MAT_DARK, MAT_DISC, MeshLibrary
+from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, KINDS, MAT_DARK, MAT_DISC, MeshLibrary
 from sitl.render.scene import RenderError, SceneParams
 
 _NEAR_M = 0.05  # triangles with a vertex closer than this to the camera plane are not drawn
@@ -143,10 +143,10 @@ class RenderCache:
 def _line_kernel(d_px) -> np.ndarray:
     """Normalised box kernel along the segment -d/2 .. +d/2 (pixels), for motion blur."""
     dx, dy = d_px
-    c = int(math.ceil(max(abs(dx), abs(dy)) / 2.0)) + 1
+    c = math.ceil(max(abs(dx), abs(dy)) / 2.0) + 1
     k = np.zeros((2 * c + 1, 2 * c + 1), np.float32)
-    cv2.line(k, (int(round((c - dx / 2) * 16)), int(round((c - dy / 2) * 16))),
-             (int(round((c + dx / 2) * 16)), int(round((c + dy / 2) * 16))), 1.0, 1, cv2.LINE_AA, 4)
+    cv2.line(k, (round((c - dx / 2) * 16), round((c - dy / 2) * 16)),
+             (round((c + dx / 2) * 16), round((c + dy / 2) * 16)), 1.0, 1, cv2.LINE_AA, 4)
     return k / k.sum()
 
 
@@ -192,7 +192,7 @@ class Renderer:
     """
 
     def __init__(self, camera: Camera, scene: SceneParams, bg_downscale: int | None = None,
-                 use_numba: bool = True, cache: "RenderCache | None" = None) -> None:
+                 use_numba: bool = True, cache: RenderCache | None = None) -> None:
         self.camera = camera
         self.use_numba = use_numba
         self.scene = scene
@@ -296,7 +296,7 @@ class Renderer:
                 w: int, h: int, s: float):
         """Rasterise triangles (painter order given) into a patch covering pixels x0..x0+w-1,
         y0..y0+h-1 at ``s`` samples per pixel. Returns (col_o, mask_o, col_d, mask_d) upscaled."""
-        pw, ph = max(int(round(w * s)), 1), max(int(round(h * s)), 1)
+        pw, ph = max(round(w * s), 1), max(round(h * s), 1)
         p = (uv - np.array([x0 - 0.5, y0 - 0.5])) * s - 0.5
         pts = np.clip(np.round(p * 16.0), -2e8, 2e8).astype(np.int32)
         col_o = np.zeros((ph, pw, 3), np.float32)
@@ -364,8 +364,8 @@ class Renderer:
         if box[2] <= box[0] or box[3] <= box[1]:
             return Label((0.0, 0.0, 0.0, 0.0), cls, idx, 0.0, "outside", range_m)
         # pixel index range of the full silhouette
-        fx0, fy0 = int(math.floor(umin + 0.5)) - margin, int(math.floor(vmin + 0.5)) - margin
-        fx1, fy1 = int(math.floor(umax + 0.5)) + margin, int(math.floor(vmax + 0.5)) + margin
+        fx0, fy0 = math.floor(umin + 0.5) - margin, math.floor(vmin + 0.5) - margin
+        fx1, fy1 = math.floor(umax + 0.5) + margin, math.floor(vmax + 0.5) + margin
         fw, fh = fx1 - fx0 + 1, fy1 - fy0 + 1
         big = max(fw, fh)
         s = 8 if big <= 16 else 4 if big <= 64 else 2 if big <= 256 else 1
@@ -381,9 +381,9 @@ class Renderer:
             area_all = area_in
         else:  # coarse full-silhouette raster for the visible fraction
             sc_ = min(float(s), math.sqrt(_MAX_PATCH_PX / max(fw * fh, 1)))
-            co, mo, cd, md = self._raster(uv, cols, is_disc, fx0, fy0, fw, fh, sc_)
+            _co, mo, _cd, md = self._raster(uv, cols, is_disc, fx0, fy0, fw, fh, sc_)
             area_all = float(np.maximum(mo, 0 if md is None else md).sum()) / (sc_ * sc_)
-            area_in = area_in if area_in <= area_all else area_all
+            area_in = min(area_in, area_all)
         vis = float(np.clip(area_in / area_all, 0.0, 1.0)) if area_all > 0 else 0.0
         if s > 1:
             col_o = cv2.resize(col_o, (rw, rh), interpolation=cv2.INTER_AREA)
@@ -494,7 +494,7 @@ class Renderer:
         (finish_numba if self.use_numba else finish_numpy)(
             img, self._gain_map, noise, sc.noise_sigma_dn, ox, oy, self._gamma_lut, sc.mode == "ir", out)
         if sc.jpeg_quality > 0:
-            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(sc.jpeg_quality)])
+            _ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(sc.jpeg_quality)])
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         return RenderedFrame(out, labels, excluded)
 

@@ -90,20 +90,20 @@ def random_scene(rng: np.random.Generator, ir_fraction: float = 0.2) -> ScenePar
     """A random but plausible scene: clear/hazy/overcast/evening skies, varied terrain and sensor,
     with probability ``ir_fraction`` a grey thermal-like scene."""
     seed = int(rng.integers(0, 2**31 - 1))
-    sensor = dict(
-        exposure_gain=float(rng.uniform(0.8, 1.2)), gamma=float(rng.uniform(0.85, 1.15)),
-        noise_sigma_dn=float(rng.uniform(0.5, 5.0)), optics_blur_sigma_px=float(rng.uniform(0.3, 1.1)),
-        vignette=float(rng.uniform(0.0, 0.35)),
-        jpeg_quality=int(rng.choice([0, 0, 50, 65, 75, 85, 95])),
-        sun_azimuth_rad=float(rng.uniform(-math.pi, math.pi)),
-        sun_elevation_rad=float(rng.uniform(0.03, 1.2)),
-        cloud_altitude_m=float(rng.uniform(600, 4000)), cloud_feature_m=float(rng.uniform(800, 5000)),
-        field_size_m=float(rng.uniform(40, 300)),
-        tree_distance_m=float(rng.uniform(150, 2500)), tree_height_m=float(rng.uniform(8, 30)),
-        tree_cover=float(rng.uniform(0.0, 1.0)) ** 0.5,
-        hill_distance_m=float(rng.uniform(2000, 15000)), hill_height_m=float(rng.uniform(0, 250)),
-        seed=seed,
-    )
+    sensor = {
+        "exposure_gain": float(rng.uniform(0.8, 1.2)), "gamma": float(rng.uniform(0.85, 1.15)),
+        "noise_sigma_dn": float(rng.uniform(0.5, 5.0)), "optics_blur_sigma_px": float(rng.uniform(0.3, 1.1)),
+        "vignette": float(rng.uniform(0.0, 0.35)),
+        "jpeg_quality": int(rng.choice([0, 0, 50, 65, 75, 85, 95])),
+        "sun_azimuth_rad": float(rng.uniform(-math.pi, math.pi)),
+        "sun_elevation_rad": float(rng.uniform(0.03, 1.2)),
+        "cloud_altitude_m": float(rng.uniform(600, 4000)), "cloud_feature_m": float(rng.uniform(800, 5000)),
+        "field_size_m": float(rng.uniform(40, 300)),
+        "tree_distance_m": float(rng.uniform(150, 2500)), "tree_height_m": float(rng.uniform(8, 30)),
+        "tree_cover": float(rng.uniform(0.0, 1.0)) ** 0.5,
+        "hill_distance_m": float(rng.uniform(2000, 15000)), "hill_height_m": float(rng.uniform(0, 250)),
+        "seed": seed,
+    }
     if rng.random() < ir_fraction:
         sky = rng.uniform(20, 140)
         sensor["vignette"] = float(rng.uniform(0.0, 0.6))  # uncooled thermal cores vignette strongly

@@ -10,9 +10,19 @@ import pytest
 
 from autonomy.camera.model import Camera, CameraIntrinsics, CameraMount
 from autonomy.geometry import euler_to_quat, quat_to_rotmat
-from sitl.render import CLASS_OF_KIND, CLASSES, KINDS, NOMINAL_SIZE_M, Renderer, RenderError, RenderTarget, SceneParams, random_scene
-from sitl.render.dataset import make_dataset
+from sitl.render import (
+    CLASS_OF_KIND,
+    CLASSES,
+    KINDS,
+    NOMINAL_SIZE_M,
+    Renderer,
+    RenderError,
+    RenderTarget,
+    SceneParams,
+    random_scene,
+)
 from sitl.render._kernels import finish_numba, finish_numpy
+from sitl.render.dataset import make_dataset
 from sitl.render.models import MeshLibrary
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
@@ -25,8 +35,8 @@ def _camera(w=320, h=240, hfov=60.0, dist=(0.0,) * 5, tilt_deg=0.0) -> Camera:
 
 
 def _plain_scene(**kw) -> SceneParams:
-    base = dict(noise_sigma_dn=0.0, optics_blur_sigma_px=0.0, vignette=0.0, jpeg_quality=0, cloud_cover=0.0,
-                sun_glare=0.0, tree_cover=0.0, hill_height_m=0.0, visibility_m=1e9)
+    base = {"noise_sigma_dn": 0.0, "optics_blur_sigma_px": 0.0, "vignette": 0.0, "jpeg_quality": 0, "cloud_cover": 0.0,
+                "sun_glare": 0.0, "tree_cover": 0.0, "hill_height_m": 0.0, "visibility_m": 1e9}
     base.update(kw)
     return SceneParams(**base)
 
@@ -71,7 +81,7 @@ def test_box_size_scales_inverse_with_range():
     widths = []
     for rng_m in (15.0, 30.0, 60.0):
         f = r.render((0, 0, -50.0), LEVEL, [RenderTarget("quad_x8", (rng_m, 0.0, -50.0))], None)
-        x0, y0, x1, y1 = f.labels[0].xyxy_px
+        x0, _y0, x1, _y1 = f.labels[0].xyxy_px
         widths.append(x1 - x0)
     assert widths[0] / widths[1] == pytest.approx(2.0, rel=0.03)
     assert widths[1] / widths[2] == pytest.approx(2.0, rel=0.03)
@@ -126,8 +136,8 @@ def test_horizon_follows_attitude_and_lens(dist):
     for u in (15.0, 160.0, 300.0):
         los = cam.pixels_to_los_ned(np.array([u, 120.0]), q_cam)
         los[2] = 0.0  # level direction at that azimuth
-        (uh, vh), front = cam.los_ned_to_pixels(los, q_cam)
-        col = int(round(uh))
+        (uh, vh), _front = cam.los_ned_to_pixels(los, q_cam)
+        col = round(uh)
         assert img[int(vh) - 3, col] > 200 and img[int(vh) + 4, col] < 50
 
 
