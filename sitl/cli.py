@@ -23,6 +23,7 @@ from sitl.autopilot import (
     ardupilot_config,
     run_realtime,
 )
+from sitl.autopilot.ardupilot import ARDUPILOT_BANNER
 from sitl.autopilot.base import SimConfig
 from sitl.vehicle import WindParams
 
@@ -101,7 +102,7 @@ def make_autopilot(args: argparse.Namespace):  # noqa: ANN201
             link.close()
             raise
     else:
-        link = TcpServerLink(args.tcp_port)
+        link = TcpServerLink(args.tcp_port, banner=ARDUPILOT_BANNER)
         try:
             ap = ArduPilotAutopilot(ardupilot_config(**common), params, [link])
         except ParamError:

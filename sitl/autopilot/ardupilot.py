@@ -30,6 +30,9 @@ ARMABLE_MODES = {"STABILIZE", "ACRO", "ALT_HOLD", "GUIDED", "LOITER", "POSHOLD",
                  "FLOWHOLD", "GUIDED_NOGPS", "ZIGZAG", "SYSTEMID", "THROW"}
 TAKEOFF_MODES = {"GUIDED", "LOITER", "POSHOLD", "ALT_HOLD", "SPORT", "FLOWHOLD", "ZIGZAG"}
 
+# ArduPilot SITL writes plain text on SERIAL0 before its first MAVLink frame (Appendix B)
+ARDUPILOT_BANNER = b"Init ArduCopter V4.7.0-dev (simulated)\r\n\r\nFree RAM: 262144\r\n"
+
 ACCEPTED = D.MAV_RESULT_ACCEPTED
 FAILED = D.MAV_RESULT_FAILED
 DENIED = D.MAV_RESULT_DENIED

@@ -155,8 +155,9 @@ class UdpLink(_LinkBase):
 class TcpServerLink(_LinkBase):
     kind = "tcp"
 
-    def __init__(self, port: int, sysid: int = 1, compid: int = 1) -> None:
+    def __init__(self, port: int, sysid: int = 1, compid: int = 1, banner: bytes = b"") -> None:
         super().__init__(sysid, compid)
+        self._banner = banner
         self._srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -192,6 +193,7 @@ class TcpServerLink(_LinkBase):
                 self._client = c
                 self._mav = self._new_parser()
                 self._txbuf.clear()
+                self._txbuf += self._banner  # ArduPilot SITL greets with plain text before any MAVLink
                 self.connections += 1
             else:  # one client per port
                 self.stats.rx_foreign += 1

@@ -13,6 +13,7 @@ import pytest
 from autonomy.mavlink.wire import dialect as D
 from autonomy.mavlink.wire import mavutil
 from sitl.autopilot import AP_MODES, ArduPilotAutopilot, TcpServerLink, ardupilot_config
+from sitl.autopilot.ardupilot import ARDUPILOT_BANNER
 from tests.conftest import free_tcp_port
 
 VEL_ONLY = 3527
@@ -22,7 +23,7 @@ POS_ONLY = 3576
 class ApHarness:
     def __init__(self, params: dict | None = None, **cfg) -> None:  # noqa: ANN003
         self.port = free_tcp_port()
-        self.link = TcpServerLink(self.port)
+        self.link = TcpServerLink(self.port, banner=ARDUPILOT_BANNER)
         self.ap = ArduPilotAutopilot(ardupilot_config(**cfg), params or {}, [self.link])
         self.c = mavutil.mavlink_connection(f"tcp:127.0.0.1:{self.port}", source_system=255, source_component=190)
         self.msgs: list = []
@@ -252,6 +253,20 @@ def test_param_float_cast(h):
     h.c.mav.param_request_list_send(1, 1)
     h.step(0.5)
     assert len(h.since(t2, "PARAM_VALUE")) == len(h.ap.params)
+
+
+def test_banner_then_mavlink():
+    port = free_tcp_port()
+    link = TcpServerLink(port, banner=ARDUPILOT_BANNER)
+    ap = ArduPilotAutopilot(ardupilot_config(), {}, [link])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
+            ap.step(1.1)
+            s.settimeout(2.0)
+            data = s.recv(4096)
+        assert data.startswith(b"Init ArduCopter") and b"\xfd" in data  # text first, then MAVLink 2
+    finally:
+        link.close()
 
 
 def test_one_client_garbage_and_wrong_target(h, rng):
