@@ -224,14 +224,14 @@ def test_garbage_truncated_and_nan_are_counted_drops(px4):
 
 def test_dead_man_watchdog_brakes_then_hands_back(px4):
     b, peer = px4
-    b.engage(Setpoint(t_s=0.0, vel_ned_mps=np.zeros(3)))
+    b.engage(Setpoint(t_s=0.0, vel_ned_mps=np.array([0.0, 0.1, 0.0])))   # distinguishable from the brake
     assert b.mode == "OFFBOARD" and b.control is Control.ENGAGED
     t_set = time.monotonic()
     b.set_setpoint(Setpoint(t_s=0.0, vel_ned_mps=np.array([3.0, 0, 0])))
     assert b.wait_for(lambda: b.control is Control.HANDED_BACK, 2)
     sps = [(t, m) for t, m in list(peer.received) if m.get_type() == "SET_POSITION_TARGET_LOCAL_NED" and t > t_set]
     fast = [t - t_set for t, m in sps if m.vx == 3.0]
-    brake = [t - t_set for t, m in sps if m.vx == 0.0 and m.type_mask == 3527]
+    brake = [t - t_set for t, m in sps if m.vx == 0.0 and m.vy == 0.0 and m.type_mask == 3527]
     assert fast and max(fast) < 0.2 + 0.03            # never re-sent once older than 0.2 s (+ transport)
     assert brake and min(brake) >= 0.18 and np.all(np.diff(brake) < 0.06)
     assert b.wait_for(lambda: b.mode == "AUTO.LOITER", 2)
