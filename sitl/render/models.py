@@ -272,13 +272,19 @@ class MeshLibrary:
         self._cache: dict[str, Mesh] = {}
 
     def mesh(self, kind: str, t_s: float = 0.0, phase_rad: float = 0.0) -> Mesh:
-        """Mesh of ``kind`` at time ``t_s`` (birds flap at ~3.5 Hz, helicopter rotor turns)."""
+        """Mesh of ``kind`` at time ``t_s`` (birds flap at 3.5 Hz, the helicopter's two-blade rotor turns
+        at 6.5 Hz). Animation phases are quantised to 1/64 of a cycle so that meshes can be cached."""
         if kind in _STATIC:
-            if kind not in self._cache:
-                self._cache[kind] = _STATIC[kind]()
-            return self._cache[kind]
-        if kind == "bird":
-            return _bird(math.radians(35.0) * math.sin(2 * math.pi * 3.5 * t_s + phase_rad))
-        if kind == "helicopter":
-            return _helicopter(2 * math.pi * 6.5 * t_s + phase_rad)
-        raise ValueError(f"unknown target kind {kind!r}; expected one of {KINDS}")
+            key: tuple = (kind,)
+            build = _STATIC[kind]
+        elif kind == "bird":
+            k = round(64 * ((3.5 * t_s + phase_rad / (2 * math.pi)) % 1.0)) % 64
+            key, build = (kind, k), lambda: _bird(math.radians(35.0) * math.sin(2 * math.pi * k / 64))
+        elif kind == "helicopter":
+            k = round(64 * ((6.5 * t_s + phase_rad / (2 * math.pi)) % 1.0)) % 64
+            key, build = (kind, k), lambda: _helicopter(2 * math.pi * k / 64)
+        else:
+            raise ValueError(f"unknown target kind {kind!r}; expected one of {KINDS}")
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]

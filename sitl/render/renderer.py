@@ -295,25 +295,18 @@ class Renderer:
     def _raster(self, uv: np.ndarray, cols: np.ndarray, is_disc: np.ndarray, x0: int, y0: int,
                 w: int, h: int, s: float):
         """Rasterise triangles (painter order given) into a patch covering pixels x0..x0+w-1,
-        y0..y0+h-1 at ``s`` samples per pixel. Returns (col_o, mask_o, col_d, mask_d) upscaled."""
+        y0..y0+h-1 at ``s`` samples per pixel. Returns (opaque, discs): upscaled BGRA float32 patches
+        (colour in 0..255, coverage in the alpha channel); ``discs`` is None without disc triangles."""
         pw, ph = max(round(w * s), 1), max(round(h * s), 1)
         p = (uv - np.array([x0 - 0.5, y0 - 0.5])) * s - 0.5
         pts = np.clip(np.round(p * 16.0), -2e8, 2e8).astype(np.int32)
-        col_o = np.zeros((ph, pw, 3), np.float32)
-        mask_o = np.zeros((ph, pw), np.float32)
-        col_d = mask_d = None
-        if np.any(is_disc):
-            col_d = np.zeros((ph, pw, 3), np.float32)
-            mask_d = np.zeros((ph, pw), np.float32)
+        opaque = np.zeros((ph, pw, 4), np.float32)
+        discs = np.zeros((ph, pw, 4), np.float32) if np.any(is_disc) else None
+        colors = np.concatenate([cols, np.ones((len(cols), 1))], axis=1).tolist()
+        fill = cv2.fillConvexPoly
         for i in range(len(pts)):
-            c = (float(cols[i, 0]), float(cols[i, 1]), float(cols[i, 2]))
-            if is_disc[i]:
-                cv2.fillConvexPoly(col_d, pts[i], c, cv2.LINE_8, 4)
-                cv2.fillConvexPoly(mask_d, pts[i], 1.0, cv2.LINE_8, 4)
-            else:
-                cv2.fillConvexPoly(col_o, pts[i], c, cv2.LINE_8, 4)
-                cv2.fillConvexPoly(mask_o, pts[i], 1.0, cv2.LINE_8, 4)
-        return col_o, mask_o, col_d, mask_d
+            fill(discs if is_disc[i] else opaque, pts[i], colors[i], cv2.LINE_8, 4)
+        return opaque, discs
 
     def _draw_target(self, img: np.ndarray, idx: int, t: RenderTarget, cam_pos: np.ndarray,
                      r_ned_from_cam: np.ndarray, t_s: float, cam_vel: np.ndarray | None = None,
@@ -375,36 +368,32 @@ class Renderer:
         rw, rh = x1 - x0 + 1, y1 - y0 + 1
         while rw * rh * s * s > _MAX_PATCH_PX and s > 1:
             s //= 2
-        col_o, mask_o, col_d, mask_d = self._raster(uv, cols, is_disc, x0, y0, rw, rh, s)
-        area_in = float(mask_o.sum() + (0.0 if mask_d is None else np.maximum(mask_d - mask_o, 0).sum())) / (s * s)
+        opaque, discs = self._raster(uv, cols, is_disc, x0, y0, rw, rh, s)
+        cover = opaque[..., 3] if discs is None else np.maximum(opaque[..., 3], discs[..., 3])
+        area_in = float(cover.sum()) / (s * s)
         if (x0, y0, x1, y1) == (fx0, fy0, fx1, fy1):
             area_all = area_in
         else:  # coarse full-silhouette raster for the visible fraction
             sc_ = min(float(s), math.sqrt(_MAX_PATCH_PX / max(fw * fh, 1)))
-            _co, mo, _cd, md = self._raster(uv, cols, is_disc, fx0, fy0, fw, fh, sc_)
-            area_all = float(np.maximum(mo, 0 if md is None else md).sum()) / (sc_ * sc_)
+            o_all, d_all = self._raster(uv, cols, is_disc, fx0, fy0, fw, fh, sc_)
+            cover = o_all[..., 3] if d_all is None else np.maximum(o_all[..., 3], d_all[..., 3])
+            area_all = float(cover.sum()) / (sc_ * sc_)
             area_in = min(area_in, area_all)
         vis = float(np.clip(area_in / area_all, 0.0, 1.0)) if area_all > 0 else 0.0
-        if s > 1:
-            col_o = cv2.resize(col_o, (rw, rh), interpolation=cv2.INTER_AREA)
-            mask_o = cv2.resize(mask_o, (rw, rh), interpolation=cv2.INTER_AREA)
-            if mask_d is not None:
-                col_d = cv2.resize(col_d, (rw, rh), interpolation=cv2.INTER_AREA)
-                mask_d = cv2.resize(mask_d, (rw, rh), interpolation=cv2.INTER_AREA)
-        if blur_d is not None:
-            k_line = _line_kernel(blur_d)
-            col_o, mask_o = cv2.filter2D(col_o, -1, k_line, borderType=cv2.BORDER_CONSTANT), \
-                cv2.filter2D(mask_o, -1, k_line, borderType=cv2.BORDER_CONSTANT)
-            if mask_d is not None:
-                col_d, mask_d = cv2.filter2D(col_d, -1, k_line, borderType=cv2.BORDER_CONSTANT), \
-                    cv2.filter2D(mask_d, -1, k_line, borderType=cv2.BORDER_CONSTANT)
+        layers = [opaque] if discs is None else [discs, opaque]  # discs first: the airframe covers them
+        for j, layer in enumerate(layers):
+            if s > 1:  # area-average the samples: premultiplied colour + coverage
+                layer = cv2.resize(layer, (rw, rh), interpolation=cv2.INTER_AREA)
+            if blur_d is not None:
+                layer = cv2.filter2D(layer, -1, _line_kernel(blur_d), borderType=cv2.BORDER_CONSTANT)
+            layers[j] = layer
         roi = img[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
-        if mask_d is not None:
-            k = 0.12 if self.scene.mode == "ir" else 0.22  # spinning props are faint
-            roi *= (1.0 - k * mask_d)[..., None]
-            roi += k * col_d
-        roi *= (1.0 - mask_o)[..., None]
-        roi += col_o
+        for layer in layers:
+            k = 1.0
+            if layer is not layers[-1]:
+                k = 0.12 if self.scene.mode == "ir" else 0.22  # spinning props are faint
+            roi *= (1.0 - k * layer[..., 3:4])
+            roi += k * layer[..., :3]
         img[y0:y1 + 1, x0:x1 + 1] = cv2.convertScaleAbs(roi)
         excluded = ""
         if max(box[2] - box[0], box[3] - box[1]) < _MIN_BOX_PX:
