@@ -241,3 +241,32 @@ def test_motion_blur_smears_along_relative_motion_and_boxes_cover_it():
     d = r.render((0, 0, -50.0), LEVEL, [still], None, exposure_s=0.01, rate_body_radps=(0.0, 0.0, 2.0))
     wd = d.labels[0].xyxy_px[2] - d.labels[0].xyxy_px[0]
     assert wd - wa == pytest.approx(2.0 * 0.01 * cam.intrinsics.fx_px, rel=0.05)
+
+
+def test_sun_glare_sits_where_the_camera_model_puts_the_sun():
+    cam = _camera()
+    az, el = 0.3, 0.25
+    scene = _plain_scene(sun_azimuth_rad=az, sun_elevation_rad=el, sun_glare=1.0)
+    q_cam = euler_to_quat(0.05, 0.2, 0.1)
+    img = Renderer(cam, scene).render((0, 0, -20.0), q_cam, [], None).image.sum(axis=2)
+    sun = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), -math.sin(el)])
+    (u, v), front = cam.los_ned_to_pixels(sun, q_cam)
+    assert front and cam.in_image(np.array([u, v]))
+    ys, xs = np.nonzero(img >= img.max() - 3)  # the saturated sun disc
+    assert abs(xs.mean() - u) < 2 and abs(ys.mean() - v) < 2
+    assert img[round(v), round(u)] >= 3 * 250
+    # facing away from the sun: no glare anywhere
+    away = Renderer(cam, scene).render((0, 0, -20.0), euler_to_quat(0.0, 0.2, 0.1 + math.pi), [], None).image
+    assert away.sum(axis=2).max() < 3 * 250
+
+
+def test_ir_scene_is_grey_with_hot_targets():
+    cam = _camera()
+    scene = random_scene(np.random.default_rng(4), ir_fraction=1.0)
+    scene = SceneParams(**{**scene.__dict__, "ir_target_level_dn": 250, "noise_sigma_dn": 0.0, "jpeg_quality": 0})
+    f = Renderer(cam, scene).render((0, 0, -5.0), euler_to_quat(0, 0.2, 0), [RenderTarget("quad_x8", (25.0, 0, -12))],
+                                    np.random.default_rng(0))
+    assert scene.mode == "ir"
+    assert np.array_equal(f.image[..., 0], f.image[..., 1]) and np.array_equal(f.image[..., 1], f.image[..., 2])
+    x0, y0, x1, y1 = (round(v) for v in f.labels[0].xyxy_px)
+    assert f.image[y0:y1 + 1, x0:x1 + 1, 0].max() > f.image[:y0 - 5, :, 0].max()  # hotter than the sky above
