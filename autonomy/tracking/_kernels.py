@@ -60,7 +60,8 @@ C_ASPECT_ALPHA = 15     # EMA weight of the box aspect ratio
 C_MAX_POS_STD = 16      # delete a track whose LOS 1-sigma exceeds this, rad
 C_ORDER = 17            # 2 = CV, 3 = CA
 C_MISS_COST = 18        # cost of leaving a track unassigned (normally = gate)
-N_CFG = 19
+C_TENT_PENALTY = 19     # added to a tentative track's association costs so established tracks win ties
+N_CFG = 20
 
 # ---- intrinsics vector ``intr``: fx, fy, cx, cy, k1, k2, p1, p2, k3 ----
 N_INTR = 9
@@ -737,10 +738,10 @@ def initiate(x, p, basis, los, logsize, sig_ang, cfg):
 # ============================ the fused step ============================
 
 # integer per-track fields ``ist`` (N, 4) and float per-track fields ``fst`` (N, 5)
-I_STATUS, I_ID, I_HITS, I_MISSES = 0, 1, 2, 3
-N_IST = 4
-F_T_FIRST, F_T_LAST_HIT, F_T_STATE, F_SCORE, F_ASPECT = 0, 1, 2, 3, 4
-N_FST = 5
+I_STATUS, I_ID, I_HITS, I_MISSES, I_DET = 0, 1, 2, 3, 4
+N_IST = 5
+F_T_FIRST, F_T_LAST_HIT, F_T_STATE, F_SCORE, F_ASPECT, F_VOTES = 0, 1, 2, 3, 4, 5   # votes: MAX_CLASSES
+N_FST = 5 + MAX_CLASSES
 # exported rows: out_f (N, 23) and out_i (N, 6)
 O_LOS, O_RATE, O_COV, O_SIZE, O_BOX, O_AGE, O_SCORE, O_GROWTH = 0, 3, 6, 15, 16, 20, 21, 22
 N_OUT_F = 23
@@ -751,21 +752,25 @@ N_OUT_I = 6
 @njit(cache=True)
 def step(
     # track state (capacity N), mutated in place
-    x, p, basis, ist, fst, class_votes, box_last,
+    x, p, basis, ist, fst,
     # this frame
-    xyxy, det_score, det_class, n_classes, q_body_to_ned, r_body_cam, intr, cfg, t_s,
+    xyxy, det_score, det_class, n_classes, q_body_to_ned, const, t_s,
     # in/out
-    info, det4slot, out_f, out_i,
+    info, out_f, out_i,
 ):
     """One tracker cycle: measure -> predict -> gate -> assign -> update -> lifecycle -> re-centre ->
     initiate -> export.
 
     ``info[0]`` is the next free track id (read and advanced); ``info[1]`` gets the number of new tracks
-    not started because every slot was taken. ``det4slot`` (N,) gets the detection index used by each slot
-    this frame (-1 none). Returns the number of live tracks written to ``out_f``/``out_i`` (see
+    not started because every slot was taken. ``ist[:, I_DET]`` gets the detection index used by each slot
+    this frame (-1 none). ``const`` = [cfg (N_CFG), intr (9), r_body_cam (3x3 row-major)] (see
+    :func:`pack_const`). Returns the number of live tracks written to ``out_f``/``out_i`` (see
     :func:`export`), or a negative error code, in which case nothing was changed: -1 non-finite box,
     -2 inverted box, -3 class id outside [0, n_classes), -5 non-finite or zero quaternion."""
     n_cap = x.shape[0]
+    cfg = const[:N_CFG]
+    intr = const[N_CFG:N_CFG + N_INTR]
+    r_body_cam = const[N_CFG + N_INTR:N_CFG + N_INTR + 9].reshape(3, 3)
     order = int(cfg[C_ORDER])
     m_all = xyxy.shape[0]
     for j in range(m_all):
@@ -812,10 +817,20 @@ def step(
         ls_k[jj] = logsize[keep[jj]]
         sa_k[jj] = sig_ang[keep[jj]]
     gate_cost(x, p, basis, live, los_k, ls_k, sa_k, cfg[C_SIGMA_LOGSIZE], cfg[C_GATE_D2], cost)
+    # a detection inside the gate of an established track never starts a new one (no duplicates from
+    # clutter on the target); tentative tracks pay a penalty so established ones win close calls
+    used = np.zeros(m, dtype=np.bool_)
+    for r in range(k):
+        tentative = ist[live[r], I_STATUS] == TENTATIVE
+        for jj in range(m):
+            if cost[r, jj] < INF:
+                if tentative:
+                    cost[r, jj] += cfg[C_TENT_PENALTY]
+                else:
+                    used[jj] = True
     # 4. associate (globally optimal)
     a4t = assign(cost, cfg[C_MISS_COST])
-    used = np.zeros(m, dtype=np.bool_)
-    det4slot[:] = -1
+    ist[:, I_DET] = -1
     # 5. update + lifecycle of existing tracks
     alpha = cfg[C_SCORE_ALPHA]
     beta = cfg[C_ASPECT_ALPHA]
@@ -826,16 +841,14 @@ def step(
             j = keep[jj]
             used[jj] = True
             update_one(x[i], p[i], basis[i], los[j], logsize[j], sig_ang[j], cfg[C_SIGMA_LOGSIZE])
-            det4slot[i] = j
+            ist[i, I_DET] = j
             ist[i, I_HITS] += 1
             ist[i, I_MISSES] = 0
             fst[i, F_T_LAST_HIT] = t_s
             fst[i, F_SCORE] = (1 - alpha) * fst[i, F_SCORE] + alpha * det_score[j]
-            class_votes[i, det_class[j]] += det_score[j]
+            fst[i, F_VOTES + det_class[j]] += det_score[j]
             ar = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
             fst[i, F_ASPECT] = (1 - beta) * fst[i, F_ASPECT] + beta * ar
-            for c in range(4):
-                box_last[i, c] = xyxy[j, c]
             if ist[i, I_STATUS] == TENTATIVE and ist[i, I_HITS] >= cfg[C_CONFIRM_HITS]:
                 ist[i, I_STATUS] = CONFIRMED
             elif ist[i, I_STATUS] == COASTING:
@@ -879,20 +892,18 @@ def step(
         fst[i, F_T_LAST_HIT] = t_s
         fst[i, F_T_STATE] = t_s
         fst[i, F_SCORE] = det_score[j]
-        class_votes[i, :] = 0.0
-        class_votes[i, det_class[j]] = det_score[j]
+        fst[i, F_VOTES:F_VOTES + MAX_CLASSES] = 0.0
+        fst[i, F_VOTES + det_class[j]] = det_score[j]
         fst[i, F_ASPECT] = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
-        for c in range(4):
-            box_last[i, c] = xyxy[j, c]
-        det4slot[i] = j
+        ist[i, I_DET] = j
     # 7. export
-    return export(x, p, basis, ist, fst, class_votes, r_ned_cam, intr, t_s, out_f, out_i)
+    return export(x, p, basis, ist, fst, r_ned_cam, intr, t_s, out_f, out_i)
 
 
 # ============================ outputs ============================
 
 @njit(cache=True)
-def export(x, p, basis, ist, fst, class_votes, r_ned_cam, intr, t_s, out_f, out_i):
+def export(x, p, basis, ist, fst, r_ned_cam, intr, t_s, out_f, out_i):
     """Write one row per live track (slot order) and return how many.
 
     out_f: LOS NED (3), LOS rate NED rad/s (3), LOS covariance (3x3 row-major, rad^2), angular size rad,
@@ -957,8 +968,8 @@ def export(x, p, basis, ist, fst, class_votes, r_ned_cam, intr, t_s, out_f, out_
         oi[OI_HITS] = ist[i, I_HITS]
         oi[OI_MISSES] = ist[i, I_MISSES]
         best = 0
-        for c in range(1, class_votes.shape[1]):
-            if class_votes[i, c] > class_votes[i, best]:
+        for c in range(1, MAX_CLASSES):
+            if fst[i, F_VOTES + c] > fst[i, F_VOTES + best]:
                 best = c
         oi[OI_CLASS] = best
         oi[OI_SLOT] = i
@@ -967,13 +978,20 @@ def export(x, p, basis, ist, fst, class_votes, r_ned_cam, intr, t_s, out_f, out_
 
 
 @njit(cache=True)
-def predict_export(x, p, basis, ist, fst, class_votes, slot, q_body_to_ned, r_body_cam, intr, t_s, order,
-                   q_ang, q_logsize, out_f, out_i):
+def predict_export(x, p, basis, ist, fst, slot, q_body_to_ned, const, t_s, out_f, out_i):
     """Export one slot predicted to t_s without changing the state (for ROI prediction)."""
     xs = x[slot:slot + 1].copy()
     ps = p[slot:slot + 1].copy()
     dt = np.array([max(0.0, t_s - fst[slot, F_T_STATE])])
-    predict_batch(xs, ps, np.zeros(1, dtype=np.int64), dt, order, q_ang, q_logsize)
+    cfg = const[:N_CFG]
+    intr = const[N_CFG:N_CFG + N_INTR]
+    r_body_cam = const[N_CFG + N_INTR:N_CFG + N_INTR + 9].reshape(3, 3)
+    predict_batch(xs, ps, np.zeros(1, dtype=np.int64), dt, int(cfg[C_ORDER]), cfg[C_Q_ANG], cfg[C_Q_LOGSIZE])
     r_ned_cam = matmul3(quat_to_rotmat(q_body_to_ned), r_body_cam)
-    return export(xs, ps, basis[slot:slot + 1], ist[slot:slot + 1], fst[slot:slot + 1],
-                  class_votes[slot:slot + 1], r_ned_cam, intr, t_s, out_f, out_i)
+    return export(xs, ps, basis[slot:slot + 1], ist[slot:slot + 1], fst[slot:slot + 1], r_ned_cam, intr, t_s,
+                  out_f, out_i)
+
+
+def pack_const(cfg, intr, r_body_cam):
+    """The ``const`` vector of :func:`step`: cfg (N_CFG), intrinsics (9), r_body_cam row-major (9)."""
+    return np.ascontiguousarray(np.concatenate([cfg, intr, np.asarray(r_body_cam, dtype=np.float64).ravel()]))

@@ -62,6 +62,7 @@ class TrackerConfig:
     score_alpha: float = 0.3
     aspect_alpha: float = 0.2
     max_los_std_rad: float = 0.15
+    tentative_penalty: float = 4.0      # added to a tentative track's squared Mahalanobis costs
 
     def __post_init__(self) -> None:
         if self.motion_model not in ("cv", "ca"):
@@ -105,6 +106,7 @@ class TrackerConfig:
         c[K.C_MAX_POS_STD] = self.max_los_std_rad
         c[K.C_ORDER] = self.order
         c[K.C_MISS_COST] = self.gate_chi2
+        c[K.C_TENT_PENALTY] = self.tentative_penalty
         return c
 
     @classmethod
@@ -223,18 +225,14 @@ class Tracker:
         self.config = config
         self.camera = camera
         n, d = config.capacity, 3 * config.order
-        self._cfg = config.pack()
         ci = camera.intrinsics
-        self._intr = np.array([ci.fx_px, ci.fy_px, ci.cx_px, ci.cy_px, *ci.dist_coeffs], dtype=np.float64)
-        self._r_body_cam = np.ascontiguousarray(camera.mount.r_body_from_cam, dtype=np.float64)
+        intr = np.array([ci.fx_px, ci.fy_px, ci.cx_px, ci.cy_px, *ci.dist_coeffs], dtype=np.float64)
+        self._const = K.pack_const(config.pack(), intr, camera.mount.r_body_from_cam)
         self._x = np.zeros((n, d))
         self._p = np.zeros((n, d, d))
         self._basis = np.zeros((n, 3, 3))
         self._ist = np.zeros((n, K.N_IST), dtype=np.int64)
         self._fst = np.zeros((n, K.N_FST))
-        self._votes = np.zeros((n, K.MAX_CLASSES))
-        self._box_last = np.zeros((n, 4))
-        self._det4slot = np.full(n, -1, dtype=np.int64)
         self._info = np.array([1, 0], dtype=np.int64)   # next id, dropped this step
         self._t_last: float | None = None
         self._q_last = np.array([1.0, 0.0, 0.0, 0.0])
@@ -280,9 +278,8 @@ class Tracker:
         n = self.config.capacity
         out_f = np.empty((n, K.N_OUT_F))
         out_i = np.empty((n, K.N_OUT_I), dtype=np.int64)
-        rc = K.step(self._x, self._p, self._basis, self._ist, self._fst, self._votes, self._box_last,
-                    xyxy, scores, cls, len(detections.class_names), q, self._r_body_cam, self._intr, self._cfg,
-                    t, self._info, self._det4slot, out_f, out_i)
+        rc = K.step(self._x, self._p, self._basis, self._ist, self._fst, xyxy, scores, cls,
+                    len(detections.class_names), q, self._const, t, self._info, out_f, out_i)
         if rc < 0:
             raise TrackingError(_ERRORS[int(rc)])
         self.dropped_tracks += int(self._info[1])
@@ -295,8 +292,9 @@ class Tracker:
     # ------------------------------------------------------------------ queries
     def associations(self) -> dict[int, int]:
         """track id -> index of the detection it used in the last step (updates and new tracks)."""
-        live = np.flatnonzero((self._ist[:, K.I_STATUS] != K.FREE) & (self._det4slot >= 0))
-        return {int(self._ist[i, K.I_ID]): int(self._det4slot[i]) for i in live}
+        ist = self._ist
+        live = np.flatnonzero((ist[:, K.I_STATUS] != K.FREE) & (ist[:, K.I_DET] >= 0))
+        return {int(ist[i, K.I_ID]): int(ist[i, K.I_DET]) for i in live}
 
     def _slot(self, track_id: int) -> int | None:
         hit = np.flatnonzero((self._ist[:, K.I_ID] == track_id) & (self._ist[:, K.I_STATUS] != K.FREE))
@@ -317,9 +315,7 @@ class Tracker:
             return None
         out_f = np.empty((1, K.N_OUT_F))
         out_i = np.empty((1, K.N_OUT_I), dtype=np.int64)
-        K.predict_export(self._x, self._p, self._basis, self._ist, self._fst, self._votes, i, q,
-                         self._r_body_cam, self._intr, t, self.config.order, self._cfg[K.C_Q_ANG],
-                         self._cfg[K.C_Q_LOGSIZE], out_f, out_i)
+        K.predict_export(self._x, self._p, self._basis, self._ist, self._fst, i, q, self._const, t, out_f, out_i)
         box = out_f[0, K.O_BOX:K.O_BOX + 4]
         return box.copy() if np.all(np.isfinite(box)) else None
 
