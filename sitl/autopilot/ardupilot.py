@@ -461,9 +461,9 @@ class ArduPilotAutopilot(Autopilot):
         if cmd == D.MAV_CMD_COMPONENT_ARM_DISARM:
             self.ack(ls, msg, cmd, self._arm_disarm(p[0], p[1]))
         elif cmd == D.MAV_CMD_DO_SET_MODE:
-            base = int(p[0])
+            base = _pint(p[0])
             if base & D.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
-                name = AP_MODE_NAMES.get(int(p[1]))
+                name = AP_MODE_NAMES.get(_pint(p[1]))
                 ok = name is not None and self.set_mode(name)
                 if not ok:
                     self.statustext(4, "Flight mode change failed")
@@ -485,7 +485,7 @@ class ArduPilotAutopilot(Autopilot):
         elif cmd == D.MAV_CMD_SET_MESSAGE_INTERVAL:
             self.ack(ls, msg, cmd, self._set_interval(ls, p))
         elif cmd == D.MAV_CMD_REQUEST_MESSAGE:
-            mid = int(p[0])
+            mid = _pint(p[0])
             m = self._autopilot_version() if mid == D.MAVLINK_MSG_ID_AUTOPILOT_VERSION else (
                 self.build(mid) if mid in self.BUILDERS and mid not in NOT_SENT else None)
             if m is not None:
@@ -500,7 +500,7 @@ class ArduPilotAutopilot(Autopilot):
             self.ack(ls, msg, cmd, UNSUPPORTED)
 
     def _arm_disarm(self, p1: float, p2: float) -> int:
-        magic = int(p2)
+        magic = _pint(p2)
         if p1 == 1.0:
             if self.armed:
                 return ACCEPTED
@@ -542,8 +542,8 @@ class ArduPilotAutopilot(Autopilot):
         return True
 
     def _set_interval(self, ls: LinkState, p: list[float]) -> int:
-        mid, iv_us = int(p[0]), float(p[1])
-        if p[2] != 0:
+        mid, iv_us = _pint(p[0]), float(p[1])
+        if not math.isfinite(iv_us) or (p[2] != 0 and math.isfinite(p[2])):
             return DENIED
         if not self._valid_stream_id(mid):
             self.statustext(6, f"No ap_message for mavlink id ({mid})")
@@ -617,6 +617,11 @@ class ArduPilotAutopilot(Autopilot):
 
 def _fin(v: tuple[float, float, float]) -> bool:
     return all(math.isfinite(c) for c in v)
+
+
+def _pint(x: float) -> int:
+    """Integer value of a command parameter; NaN/inf (MAVSDK sends NaN for unused ones) read as 0."""
+    return int(x) if math.isfinite(x) and abs(x) < 2**31 else 0
 
 
 def _pid(raw) -> str:  # noqa: ANN001

@@ -439,9 +439,13 @@ class Autopilot:
                                                -float(v[2]))
 
     def _b_sys_status(self):  # noqa: ANN202
-        # PX4 SITL (flightA.tlog): present/enabled 0, health bits set, 16.2 V, 99 %
-        health = 52545599 if self.estimator_ready else 0
-        return dialect.MAVLink_sys_status_message(0, 0, health, 0, 16200, -100, 99, 0, 0, 0, 0, 0, 0, 0, 0, 1)
+        # sensor bit sets as PX4 SITL reported them in flightA.tlog: booting, then estimator ready
+        if self.estimator_ready:
+            present, enabled, health = 50348079, 50413615, 320915519
+        else:
+            present, enabled, health = 50348047, 52512783, 50364479
+        return dialect.MAVLink_sys_status_message(present, enabled, health, 0, 16200, -100, 100, 0, 0, 0, 0, 0, 0,
+                                                  0, 0, 1)
 
     def _b_battery_status(self):  # noqa: ANN202
         cells = [4000] * 4 + [65535] * 6

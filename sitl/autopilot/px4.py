@@ -506,9 +506,9 @@ class Px4Autopilot(Autopilot):
         if cmd == D.MAV_CMD_COMPONENT_ARM_DISARM:
             self.ack(ls, msg, cmd, self._arm_disarm(p[0], p[1]))
         elif cmd == D.MAV_CMD_DO_SET_MODE:
-            base = int(p[0])
+            base = _pint(p[0])
             if base & D.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
-                name = _BY_MAIN_SUB.get((int(p[1]), int(p[2])))
+                name = _BY_MAIN_SUB.get((_pint(p[1]), _pint(p[2])))
             elif base & D.MAV_MODE_FLAG_AUTO_ENABLED:
                 name = "AUTO.MISSION"
             elif base & D.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED:
@@ -544,7 +544,7 @@ class Px4Autopilot(Autopilot):
         elif cmd == D.MAV_CMD_SET_MESSAGE_INTERVAL:
             self.ack(ls, msg, cmd, self._set_interval(ls, p))
         elif cmd == D.MAV_CMD_REQUEST_MESSAGE:
-            self.ack(ls, msg, cmd, self._request_message(ls, int(p[0])))
+            self.ack(ls, msg, cmd, self._request_message(ls, _pint(p[0])))
         elif cmd == D.MAV_CMD_REQUEST_AUTOPILOT_CAPABILITIES:
             self.ack(ls, msg, cmd, ACCEPTED)
             ls.link.send(self._autopilot_version())
@@ -552,7 +552,7 @@ class Px4Autopilot(Autopilot):
             self.ack(ls, msg, cmd, UNSUPPORTED)
 
     def _arm_disarm(self, p1: float, p2: float) -> int:
-        forced = int(p2) == FORCE_MAGIC
+        forced = _pint(p2) == FORCE_MAGIC
         if p1 == 1.0:
             if self.armed:
                 return ACCEPTED
@@ -585,8 +585,11 @@ class Px4Autopilot(Autopilot):
         return UNSUPPORTED
 
     def _set_interval(self, ls: LinkState, p: list[float]) -> int:
-        mid, iv_us = int(p[0]), p[1]
-        if p[2] != 0 or p[3] != 0 or (p[6] != 0 and math.isfinite(p[6])):
+        mid, iv_us = _pint(p[0]), p[1]
+        if not math.isfinite(iv_us):
+            return FAILED
+        if (p[2] != 0 and math.isfinite(p[2])) or (p[3] != 0 and math.isfinite(p[3])) or \
+                (p[6] != 0 and math.isfinite(p[6])):
             return FAILED
         if mid == D.MAVLINK_MSG_ID_HEARTBEAT or mid not in self.BUILDERS:
             return FAILED
@@ -676,6 +679,11 @@ class Px4Autopilot(Autopilot):
                 self.params.set("MPC_VEL_MANUAL", self.params[name])
                 self.broadcast(self._pv(self.params.index("MPC_VEL_MANUAL")))
             self.broadcast(self._pv(i))  # a real change is reported twice (Appendix A)
+
+
+def _pint(x: float) -> int:
+    """Integer value of a command parameter; NaN/inf (MAVSDK sends NaN for unused ones) read as 0."""
+    return int(x) if math.isfinite(x) and abs(x) < 2**31 else 0
 
 
 def _pid(raw) -> str:  # noqa: ANN001
