@@ -98,7 +98,7 @@ def random_target(rng: np.random.Generator, camera: Camera, cam_pos: np.ndarray,
     px = min(px, 0.9 * min(intr.width_px, intr.height_px))
     range_m = size_m * intr.fx_px / px
     for _ in range(20):
-        uv = np.array([rng.uniform(-0.05, 1.05) * intr.width_px, rng.uniform(-0.05, 1.05) * intr.height_px])
+        uv = np.array([rng.uniform(-0.02, 1.02) * intr.width_px, rng.uniform(-0.02, 1.02) * intr.height_px])
         los = camera.pixels_to_los_ned(uv, q_cam)
         pos = cam_pos + los * range_m
         if -pos[2] >= min_alt_m + 0.5 * size_m:

@@ -172,6 +172,30 @@ def _camera_tables(intr, bw: int, bh: int):
     return rays, r_norm_max, yy[:, None] + xx[None, :]
 
 
+def _crown_profile(rng: np.random.Generator, dist_m: np.ndarray, height_m: np.ndarray) -> np.ndarray:
+    """Tree-line top (m) over the _N_AZ azimuth bins: a row of elliptic crowns 4-10 m wide at the local
+    distance, each with its own height around ``height_m``; the dips between crowns go 12-30 % down."""
+    n = len(dist_m)
+    bin_rad = 2 * math.pi / n
+    width_bins = 7.0 / (np.mean(dist_m) * bin_rad)  # mean crown width in bins
+    n_crowns = max(int(n / max(width_bins * 0.5, 0.5)), 8)
+    centres = np.sort(rng.uniform(0, n, n_crowns))
+    half_w = rng.uniform(2.0, 5.0, n_crowns) / (dist_m[centres.astype(int) % n] * bin_rad)
+    top = height_m[centres.astype(int) % n] * rng.uniform(0.8, 1.1, n_crowns)
+    drop = top * rng.uniform(0.12, 0.3, n_crowns)
+    x = np.arange(n) + 0.5
+    right = np.searchsorted(centres, x) % n_crowns
+    prof = np.zeros(n)
+    for k in (right - 1, right, (right + 1) % n_crowns, right - 2):
+        dx = np.abs(x - centres[k])
+        dx = np.minimum(dx, n - dx) / half_w[k]
+        h = top[k] - drop[k] * (1.0 - np.sqrt(np.clip(1.0 - dx * dx, 0.0, 1.0)))
+        prof = np.maximum(prof, np.where(dx < 1.0, h, 0.0))
+    # gaps between crowns: fill with the lower of the neighbouring dips (no holes to the ground)
+    floor = np.minimum(top[right - 1] - drop[right - 1], top[right] - drop[right])
+    return np.maximum(prof, floor)
+
+
 def _textures(seed: int):
     """Tileable textures (cloud, cloud blurred, fields, fields blurred: 512 x 512 float32 in [0, 1]) and
     unit 1D azimuth noises (tree presence, crowns, tree height, tree distance, shade, hills)."""
@@ -211,9 +235,12 @@ class Renderer:
         presence, crowns, tree_h_n, tree_d_n, shade_n, hill_n = tex[4]
         # Tree line and hills: profiles over azimuth (index = (az + pi) / 2pi * _N_AZ).
         thr = np.quantile(presence, 1.0 - scene.tree_cover) if scene.tree_cover > 0 else 2.0
-        tree_h = scene.tree_height_m * (0.3 + 0.7 * tree_h_n) * (0.8 + 0.2 * crowns)  # ragged crown line
-        self._tree_h_m = np.where(presence >= thr, tree_h, 0.0)
         self._tree_d_m = scene.tree_distance_m * (0.6 + 0.8 * tree_d_n)
+        tree_h = _crown_profile(np.random.default_rng([scene.seed, 7]), self._tree_d_m,
+                                scene.tree_height_m * (0.3 + 0.7 * tree_h_n))
+        tree_h *= 0.9 + 0.2 * crowns
+        # stands of trees with rounded ends (height tapers over ~1 % of the profile's range)
+        self._tree_h_m = tree_h * np.sqrt(np.clip((presence - thr) / 0.04, 0.0, 1.0))
         self._tree_shade = 0.8 + 0.35 * shade_n
         self._tree_haze = 1.0 - np.exp(-3.0 * self._tree_d_m / scene.visibility_m)
         self._hill_h_m = scene.hill_height_m * hill_n ** 1.5

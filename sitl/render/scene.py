@@ -134,7 +134,7 @@ def random_scene(rng: np.random.Generator, ir_fraction: float = 0.2) -> ScenePar
     return SceneParams(
         mode="visible", sky_zenith_bgr=_jit(rng, zen, 0.08), sky_horizon_bgr=_jit(rng, hor, 0.05),
         sky_gradient_scale=float(rng.uniform(1.5, 6)), cloud_cover=float(cover),
-        cloud_bgr=_jit(rng, (245, 245, 245), 0.04), cloud_shadow_bgr=_jit(rng, (170, 165, 165), 0.12),
+        cloud_bgr=_jit(rng, (245, 245, 245), 0.04), cloud_shadow_bgr=_jit(rng, (172, 170, 168), 0.12),
         sun_glare=float(rng.uniform(0.3, 1.0)) if sky_kind != "overcast" else 0.1,
         ground_bgr=_jit(rng, ground, 0.2), ground_alt_bgr=_jit(rng, ground_alt, 0.2),
         tree_bgr=_jit(rng, (40, 65, 45), 0.3), hill_bgr=_jit(rng, (130, 120, 110), 0.2),
