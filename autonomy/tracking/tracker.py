@@ -217,7 +217,9 @@ _ERRORS = {-1: "non-finite detection box", -2: "detection box with x2 <= x1 or y
 class Tracker:
     """Multi-target tracker; see the module docstring. Not thread-safe (one instance per camera)."""
 
-    def __init__(self, config: TrackerConfig, camera: Camera) -> None:
+    def __init__(self, config: TrackerConfig, camera: Camera, warmup: bool = True) -> None:
+        """``warmup``: run the compiled kernels once on scratch data now (tens of ms with a warm numba
+        cache) so that the first real :meth:`step` does not pay numba's start-up."""
         if not isinstance(config, TrackerConfig):
             raise TrackingError("config must be a TrackerConfig")
         if not isinstance(camera, Camera):
@@ -240,6 +242,24 @@ class Tracker:
         self._selected_id: int | None = None
         self.dropped_tracks = 0   # new tracks not started because capacity was full (cumulative)
         self.last_tracks: TrackList | None = None
+        if warmup:
+            self._warmup()
+
+    def _warmup(self) -> None:
+        """Run the kernels once on scratch arrays so that numba's runtime start-up and the loading of the
+        cached machine code happen here, at construction, not in the first real frame."""
+        d = self._x.shape[1]
+        x, p, basis = np.zeros((1, d)), np.zeros((1, d, d)), np.zeros((1, 3, 3))
+        ist, fst = np.zeros((1, K.N_IST), dtype=np.int64), np.zeros((1, K.N_FST))
+        out_f, out_i = np.empty((1, K.N_OUT_F)), np.empty((1, K.N_OUT_I), dtype=np.int64)
+        q = np.array([1.0, 0.0, 0.0, 0.0])
+        c = self.camera.intrinsics
+        box = np.array([[c.cx_px - 5.0, c.cy_px - 5.0, c.cx_px + 5.0, c.cy_px + 5.0]])
+        info = np.array([1, 0], dtype=np.int64)
+        for t in (0.0, 0.1):
+            K.step(x, p, basis, ist, fst, box, np.ones(1), np.zeros(1, dtype=np.int64), 1, q, self._const, t,
+                   info, out_f, out_i)
+        K.predict_export(x, p, basis, ist, fst, 0, q, self._const, 0.2, out_f, out_i)
 
     @staticmethod
     def _check_q(q_body_to_ned) -> np.ndarray:
