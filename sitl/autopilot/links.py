@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from autonomy.mavlink.wire import dialect
 
+x25crc = dialect.x25crc
+
 HOST = "127.0.0.1"
 _MAX_TX_BUFFER = 1 << 20
 
@@ -81,6 +83,22 @@ class _LinkBase:
             self.stats.tx_msgs += 1
         except (OSError, ValueError, TypeError, dialect.MAVError):
             self.stats.tx_dropped += 1
+
+    def send_raw(self, msgid: int, payload: bytes, crc_extra: int) -> None:
+        """Send a MAVLink 2 message the dialect lacks (e.g. PX4's EVENT, 410), sharing our sequence counter.
+
+        ``payload`` is the full wire-order payload; trailing zero bytes are truncated as MAVLink 2 requires.
+        """
+        if not self.connected:
+            return
+        body = payload.rstrip(b"\x00") or b"\x00"
+        seq = self._mav.seq
+        self._mav.seq = (seq + 1) % 256
+        hdr = bytes([len(body), 0, 0, seq, self._sysid, self._compid]) + msgid.to_bytes(3, "little")
+        crc = x25crc(hdr + body)
+        crc.accumulate([crc_extra])
+        self._write(b"\xfd" + hdr + body + crc.crc.to_bytes(2, "little"))
+        self.stats.tx_msgs += 1
 
     @property
     def connected(self) -> bool:

@@ -8,10 +8,12 @@ OFFBOARD on its own when setpoints resume).
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
 from autonomy.mavlink.wire import dialect
+from sitl.autopilot import px4_events as ev
 from sitl.autopilot.base import NAN3, Autopilot, Limits, LinkState, Setpoint, SimConfig
 from sitl.autopilot.params import (
     PX4_PARAMS,
@@ -115,7 +117,15 @@ class Px4Autopilot(Autopilot):
         self.rtl_phase = ""
         self.takeoff_alt_rel_m = 2.5
         self._gf_breached = False
+        self._event_seq = ev.FIRST_SEQUENCE
         super().__init__(config or SimConfig(), table, links)
+
+    def event(self, event_id: int, args: bytes = b"", log_levels: int = 0x66) -> None:
+        """Send a PX4 EVENT (410) on every link (PX4 sends events regardless of GCS heartbeats)."""
+        payload = ev.event_payload(event_id, self.time_boot_ms, self._event_seq, args, log_levels)
+        self._event_seq = (self._event_seq + 1) & 0xFFFF
+        for ls in self.links:
+            ls.link.send_raw(ev.EVENT_MSG_ID, payload, ev.EVENT_CRC_EXTRA)
 
     # ------------------------------------------------------------------ mode state
     @property
@@ -168,6 +178,12 @@ class Px4Autopilot(Autopilot):
         self._enter(action)
         self.events.append((self.t_s, f"failsafe {reason} -> {action}"))
         self.statustext(2, f"Failsafe activated: switching to {action.split('.')[-1]}")
+        a = ev.FAILSAFE_ACTION.get(action, 6)
+        self.event(ev.FAILSAFE_ENTER_GENERIC, bytes([0, 0, a, 0, a, 0]), 0x42)
+        if action == "AUTO.RTL":
+            alt = int(round(self.config.home_alt_m + max(self.alt_rel_m, self.params["RTL_RETURN_ALT"])))
+            self.event(ev.RTL_START_RETURN, struct.pack("<ii", alt, int(round(max(
+                self.alt_rel_m, self.params["RTL_RETURN_ALT"])))))
 
     @staticmethod
     def _action_name(code: int) -> str:
@@ -221,14 +237,26 @@ class Px4Autopilot(Autopilot):
 
     def do_disarm(self, reason: str) -> None:
         super().do_disarm(reason)
+        code = {"landing": ev.REASON_AUTO_DISARM_LAND, "auto preflight disarming": ev.REASON_AUTO_DISARM_PREFLIGHT,
+                "external command": ev.REASON_COMMAND_EXTERNAL}.get(reason, ev.REASON_FAILSAFE)
+        self.event(ev.DISARMED_BY, bytes([code]))
         self.statustext(6, f"Disarmed by {reason}")
         self.failsafe_mode, self.failsafe_reason = None, ""
         if self.user_mode in NO_ARM_MODES or self.user_mode == "AUTO.TAKEOFF":
             self.user_mode = self.last_armable_mode
         self.takeoff_start_s = -1.0
 
+    def on_takeoff_detected(self) -> None:
+        super().on_takeoff_detected()
+        self.event(ev.TAKEOFF_DETECTED)
+
+    def on_landing_detected(self) -> None:
+        super().on_landing_detected()
+        self.event(ev.LANDING_DETECTED)
+
     def do_arm(self) -> None:
         super().do_arm()
+        self.event(ev.ARMED_BY, bytes([ev.REASON_COMMAND_EXTERNAL]))
         self.spool_until_s = self.t_s + self.params["COM_SPOOLUP_TIME"]
         self.takeoff_start_s = -1.0
         self._enter(self.nav_state)
@@ -537,6 +565,8 @@ class Px4Autopilot(Autopilot):
         elif cmd == D.MAV_CMD_NAV_LAND:
             self.set_user_mode("AUTO.LAND")
             self.ack(ls, msg, cmd, ACCEPTED)
+            if self.armed:
+                self.event(ev.LAND_AT_CURRENT_POSITION)
         elif cmd == D.MAV_CMD_NAV_RETURN_TO_LAUNCH:
             self.ack(ls, msg, cmd, self.request_mode("AUTO.RTL"))
         elif cmd == D.MAV_CMD_NAV_LOITER_UNLIM:

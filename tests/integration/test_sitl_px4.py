@@ -16,9 +16,16 @@ import pytest
 from autonomy.mavlink.wire import dialect as D
 from autonomy.mavlink.wire import mavutil
 from sitl.autopilot import Px4Autopilot, SimConfig, UdpLink, px4_custom_mode, px4_mode_name
+from sitl.autopilot import px4_events as ev
 from tests.conftest import free_udp_port
 
 VEL_ONLY = 3527
+
+
+def _event(m) -> tuple:  # noqa: ANN001
+    """Decode a PX4 EVENT frame that pymavlink delivers as UNKNOWN_410."""
+    buf = bytes(m.get_msgbuf())
+    return ev.decode_event_payload(buf[10:10 + buf[1]])
 POS_ONLY = 3576
 
 
@@ -254,6 +261,12 @@ def test_offboard_loss_rtl_reentry_and_full_rtl():
         hh.step(1.0)
         hb = hh.last("HEARTBEAT")
         assert hb.custom_mode == 84148224 and hb.base_mode == 157 and hb.system_status == D.MAV_STATE_CRITICAL
+        events = [_event(m) for m in hh.since(0, "UNKNOWN_410")]
+        ids = [e[0] for e in events]
+        assert ids[:2] == [ev.ARMED_BY, ev.TAKEOFF_DETECTED]
+        fs = events[ids.index(ev.FAILSAFE_ENTER_GENERIC)]
+        assert fs[4][:6] == bytes([0, 0, 6, 0, 6, 0])  # RTL, as the real PX4 encodes it
+        assert events[0][2] == ev.FIRST_SEQUENCE and [e[2] for e in events[:3]] == [65526, 65527, 65528]
         # setpoints resume: PX4 re-enters OFFBOARD on its own
         hh.stream(mask=POS_ONLY, pos=(20.0, 0.0, -6.0))
         hh.step(1.2)

@@ -12,7 +12,8 @@ import pytest
 
 from autonomy.mavlink.wire import dialect as D
 from autonomy.mavlink.wire import mavutil
-from tests.integration.test_sitl_px4 import Px4Harness
+from sitl.autopilot import px4_events as ev
+from tests.integration.test_sitl_px4 import Px4Harness, _event
 
 # messages of the real stream set this simulator does not produce (Remote ID, PING, PX4-only dialect, or
 # mode-dependent / event-driven traffic compared elsewhere)
@@ -91,3 +92,36 @@ def test_boot_heartbeat_acks_and_param_encoding_match_real_px4(flight_a):
         assert ours["MPC_XY_VEL_MAX"].param_type == pv["MPC_XY_VEL_MAX"].param_type == 9
     finally:
         h.close()
+
+
+@pytest.mark.realdata
+def test_event_frames_match_real_px4(flight_a):
+    """The hand-encoded EVENT frames (ids, argument bytes, log levels, CRC) match the recorded ones."""
+    real = {}
+    for m in flight_a:
+        if m.get_type() == "UNKNOWN_410":
+            e = _event(m)
+            real.setdefault(e[0], e)
+    h = Px4Harness(params={"RTL_RETURN_ALT": 8.0})
+    try:
+        h.step(3.2)
+        h.takeoff_offboard(5.0)
+        h.stop_stream()
+        h.step(2.0)
+        h.stream(mask=3527)
+        h.step(1.0)
+        h.command(D.MAV_CMD_NAV_LAND)
+        h.stop_stream()
+        h.step(15.0)
+        ours = {}
+        for m in h.since(0, "UNKNOWN_410"):  # pymavlink accepted our CRC, else it would be BAD_DATA
+            e = _event(m)
+            ours.setdefault(e[0], e)
+    finally:
+        h.close()
+    for eid in (ev.ARMED_BY, ev.TAKEOFF_DETECTED, ev.FAILSAFE_ENTER_GENERIC, ev.LAND_AT_CURRENT_POSITION,
+                ev.LANDING_DETECTED, ev.DISARMED_BY):
+        assert eid in ours and eid in real, hex(eid)
+        assert ours[eid][3] == real[eid][3]  # log levels
+        assert ours[eid][4] == real[eid][4], hex(eid)  # argument bytes
+    assert ev.RTL_START_RETURN in ours
