@@ -56,14 +56,14 @@ def decode_local_position(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  
 
 def decode_attitude_quaternion(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  # noqa: ANN001
     """ATTITUDE_QUATERNION -> (t_boot_s, q [w,x,y,z] body FRD->NED, rate_body_radps)."""
-    q = np.array([msg.q1, msg.q2, msg.q3, msg.q4])
-    rate = np.array([msg.rollspeed, msg.pitchspeed, msg.yawspeed])
-    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(rate))):
+    w, x, y, z = msg.q1, msg.q2, msg.q3, msg.q4
+    if not _finite(w, x, y, z, msg.rollspeed, msg.pitchspeed, msg.yawspeed):
         return None
-    n = float(np.linalg.norm(q))
+    n = math.sqrt(w * w + x * x + y * y + z * z)
     if not 0.5 < n < 1.5:
         return None
-    return msg.time_boot_ms * 1e-3, q / n, rate
+    return (msg.time_boot_ms * 1e-3, np.array([w / n, x / n, y / n, z / n]),
+            np.array([msg.rollspeed, msg.pitchspeed, msg.yawspeed]))
 
 
 def decode_attitude(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  # noqa: ANN001
@@ -182,11 +182,11 @@ class StateCache:
         return self._set_att(d, t_recv_s)
 
     def _attitude(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+        if t_recv_s - self._t_quat_s < 0.5:  # ATTITUDE_QUATERNION is the better source when it flows
+            return False
         d = decode_attitude(msg)
         if d is None:
             self.dropped_nan += 1
-            return False
-        if t_recv_s - self._t_quat_s < 0.5:  # ATTITUDE_QUATERNION is the better source when it flows
             return False
         return self._set_att(d, t_recv_s)
 

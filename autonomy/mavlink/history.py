@@ -39,6 +39,21 @@ class TimeSeries:
         self._n += 1
         return True
 
+    def append2(self, t_s: float, a: np.ndarray, b: np.ndarray) -> bool:
+        """``append(t_s, concatenate([a, b]))`` without the temporary."""
+        if self._n and t_s <= self._t[self._n - 1]:
+            return False
+        if self._n == 2 * self._cap:
+            self._t[: self._cap] = self._t[self._cap :]
+            self._x[: self._cap] = self._x[self._cap :]
+            self._n = self._cap
+        k = len(a)
+        self._t[self._n] = t_s
+        self._x[self._n, :k] = a
+        self._x[self._n, k:] = b
+        self._n += 1
+        return True
+
     @property
     def t_first_s(self) -> float:
         return float(self._t[0]) if self._n else float("nan")
@@ -72,10 +87,10 @@ class StateHistory:
         self.max_extrapolation_s = max_extrapolation_s
 
     def add_kinematics(self, t_s: float, pos_ned_m: np.ndarray, vel_ned_mps: np.ndarray) -> bool:
-        return self.kin.append(t_s, np.concatenate([pos_ned_m, vel_ned_mps]))
+        return self.kin.append2(t_s, pos_ned_m, vel_ned_mps)
 
     def add_attitude(self, t_s: float, q_body_to_ned: np.ndarray, rate_body_radps: np.ndarray) -> bool:
-        return self.att.append(t_s, np.concatenate([q_body_to_ned, rate_body_radps]))
+        return self.att.append2(t_s, q_body_to_ned, rate_body_radps)
 
     def kinematics_at(self, t_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         b = self.kin.bracket(t_s)

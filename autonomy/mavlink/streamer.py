@@ -52,6 +52,7 @@ class SetpointStreamer:
         self._encoded: EncodedSetpoint | None = None
         self._t_set_s = -np.inf
         self._t_sent_s = -np.inf
+        self._t_due_s = -np.inf
         self.brake = flavour.encode_setpoint(Setpoint(t_s=0.0, vel_ned_mps=np.zeros(3)))
         self.braking = False
         self.sent = 0
@@ -67,6 +68,7 @@ class SetpointStreamer:
     def start(self) -> None:
         self.active = True
         self._t_sent_s = -np.inf
+        self._t_due_s = -np.inf
 
     def stop(self) -> None:
         self.active = False
@@ -76,8 +78,11 @@ class SetpointStreamer:
 
     def tick(self, now_s: float) -> tuple[StreamAction, EncodedSetpoint | None]:
         """What to do at ``now_s``: (action, message fields to send or None)."""
-        if not self.active or now_s - self._t_sent_s < 1.0 / self.config.rate_hz - 1e-6:
+        if not self.active or now_s < self._t_due_s:
             return StreamAction.IDLE, None
+        # next slot on a fixed grid (no drift from loop jitter), but never a burst after a pause
+        period = 1.0 / self.config.rate_hz
+        self._t_due_s = max(self._t_due_s + period, now_s - 0.5 * period)
         age = self.age_s(now_s)
         if self._encoded is not None and age <= self.config.max_age_s:
             self._t_sent_s = now_s
