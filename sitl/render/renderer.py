@@ -150,6 +150,31 @@ def _line_kernel(d_px) -> np.ndarray:
     return k / k.sum()
 
 
+def _directional_blur(img: np.ndarray, d_px, max_taps: int = 9) -> np.ndarray:
+    """Motion blur of a whole uint8 image along the displacement ``d_px`` (du, dv) pixels.
+
+    A box blur along the dominant axis (O(1) per pixel) applied to the mean of a few copies shifted
+    along the minor axis (one per pixel of minor extent, at most ``max_taps``): exact for horizontal or
+    vertical motion, a close staircase approximation of the line kernel otherwise."""
+    dx, dy = float(d_px[0]), float(d_px[1])
+    horiz = abs(dx) >= abs(dy)
+    major, minor = (dx, dy) if horiz else (dy, dx)
+    n = min(math.ceil(abs(minor)) + 1, max_taps) if abs(minor) >= 1.0 else 1
+    box = max(1, round(abs(major) / n))
+    ksize = (box, 1) if horiz else (1, box)
+    if n == 1:
+        return cv2.blur(img, ksize)
+    pad = math.ceil(max(abs(dx), abs(dy)) / 2) + 1
+    src = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    h, w = img.shape[:2]
+    acc = np.zeros(img.shape, np.float32)
+    for k in range(n):
+        f = (k + 0.5) / n - 0.5  # tap centres spread over -d/2 .. +d/2
+        ox, oy = round(f * dx), round(f * dy)
+        cv2.accumulate(src[pad + oy:pad + oy + h, pad + ox:pad + ox + w], acc)
+    return cv2.blur(cv2.convertScaleAbs(acc, alpha=1.0 / n), ksize)
+
+
 def _camera_tables(intr, bw: int, bh: int):
     """Camera-frame unit rays (3, bw*bh) float32 at the background grid's sample centres (the
     full-res positions cv2.resize(INTER_LINEAR) maps them to), the normalised radius beyond which the
@@ -492,7 +517,7 @@ class Renderer:
             d = self._rotation_smear_px(np.asarray(rate_body_radps, np.float64).reshape(3), exposure_s)
             if math.hypot(*d) >= 1.0:
                 d = (min(max(d[0], -60.0), 60.0), min(max(d[1], -60.0), 60.0))
-                img = cv2.filter2D(img, -1, _line_kernel(d))
+                img = _directional_blur(img, d)
                 w, h = self.width_px, self.height_px
                 labels = [dataclasses.replace(lab, xyxy_px=(
                     max(lab.xyxy_px[0] - abs(d[0]) / 2, -0.5), max(lab.xyxy_px[1] - abs(d[1]) / 2, -0.5),

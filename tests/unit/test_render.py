@@ -241,6 +241,12 @@ def test_motion_blur_smears_along_relative_motion_and_boxes_cover_it():
     d = r.render((0, 0, -50.0), LEVEL, [still], None, exposure_s=0.01, rate_body_radps=(0.0, 0.0, 2.0))
     wd = d.labels[0].xyxy_px[2] - d.labels[0].xyxy_px[0]
     assert wd - wa == pytest.approx(2.0 * 0.01 * cam.intrinsics.fx_px, rel=0.05)
+    bg_d = r.render((0, 0, -50.0), LEVEL, [], None, exposure_s=0.01, rate_body_radps=(0.0, 0.0, 2.0)).image.astype(int)
+    cols_d = np.nonzero((np.abs(d.image.astype(int) - bg_d).sum(axis=2) > 2).any(axis=0))[0]
+    rows_d = np.nonzero((np.abs(d.image.astype(int) - bg_d).sum(axis=2) > 2).any(axis=1))[0]
+    rows_a = np.nonzero((np.abs(a.image.astype(int) - bg).sum(axis=2) > 2).any(axis=1))[0]
+    assert cols_d.max() - cols_d.min() >= cols_a.max() - cols_a.min() + 3  # smeared sideways (~5.5 px)
+    assert rows_d.max() - rows_d.min() <= rows_a.max() - rows_a.min() + 1  # not vertically
 
 
 def test_sun_glare_sits_where_the_camera_model_puts_the_sun():
