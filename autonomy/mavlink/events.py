@@ -67,6 +67,16 @@ _KNOWN: dict[str, tuple[str, dict[int, str] | None]] = {
 KNOWN_EVENTS: dict[int, tuple[str, str, dict[int, str] | None, int]] = {
     px4_event_id(n): (n, t, e, _ARG_OFFSET.get(n, 0)) for n, (t, e) in _KNOWN.items()
 }
+# Ids observed on the real PX4 flight (shared/data/logs/px4_sih README timeline) whose source names we do
+# not have: decoded by id. "RTL: start return" carries (int32 altitude AMSL m, int16 m above destination).
+_LAND_HERE_ID, _RTL_START_ID = 0x0132B2DE, 0x01522694
+KNOWN_EVENTS[_LAND_HERE_ID] = ("land_at_current_position", "Landing at current position", None, 0)
+KNOWN_EVENTS[_RTL_START_ID] = ("rtl_start_return", "RTL: start return", None, 0)
+
+
+def _format_rtl_start(args: bytes) -> str:
+    alt_m, above_m = struct.unpack_from("<ih", args)
+    return f"RTL: start return at {alt_m} m ({above_m} m above destination)"
 
 
 @dataclass(frozen=True)
@@ -113,4 +123,6 @@ def decode_event_frame(frame: bytes | bytearray) -> Px4Event | None:
         text = template
         if "{}" in template:
             text = template.format(enum.get(args[off], f"#{args[off]}") if enum else args[off])
+        elif eid == _RTL_START_ID:
+            text = _format_rtl_start(args)
     return Px4Event(eid, name, text, levels & 0x0F, t_ms / 1000.0, seq, args, frame[5], frame[6])

@@ -173,8 +173,11 @@ def test_px4_flight_square_hold_deadman_offboard_loss_land(px4):
     # must not silently re-take control
     fly(b, lambda t: vel([0, 0, 0]), 1.0)
     b.suspend_stream()
+    b.poll_texts()
     assert b.wait_for(lambda: b.mode == "AUTO.RTL", 4.0 / K + 1.5)
     assert b.control is Control.AUTOPILOT_FAILSAFE
+    texts = [t.text for t in b.poll_texts() if t.event is not None]
+    assert "Failsafe activated: switching to RTL" in texts, texts   # PX4 EVENT, decoded from the raw frame
     fly(b, lambda t: vel([0, 0, 0]), 4.0)        # the pipeline resumes: nothing is sent
     assert b.mode == "AUTO.RTL"
     b.reengage("test: operator re-engaged after offboard loss", initial=vel([0, 0, 0]))

@@ -431,3 +431,23 @@ def test_unreachable_port_missing_device_and_silence_give_clear_errors(tmp_path)
         b.arm()
     b.close()
     assert time.monotonic() - t0 < 3.0
+
+
+def test_tcp_link_reconnects_after_the_autopilot_restarts():
+    port = free_tcp_port()
+    peer = Peer(f"tcpin:127.0.0.1:{port}", autopilot=3)
+    b = Bridge(BridgeConfig(LinkConfig(f"tcp:127.0.0.1:{port}", connect_timeout_s=0.5), reconnect_interval_s=0.1,
+                            link_lost_s=0.5))
+    try:
+        b.start()
+        b.connect(3)
+        peer.stop()                                              # the autopilot goes away
+        assert b.wait_for(lambda: not b.link.is_open, 3)
+        assert b.wait_for(lambda: not b.link_alive, 2)
+        time.sleep(0.3)                                          # reconnect attempts fail (logged), no crash
+        peer = Peer(f"tcpin:127.0.0.1:{port}", autopilot=3)      # ... and comes back on the same port
+        assert b.wait_for(lambda: b.link.is_open and b.link_alive, 5)
+        assert any("link reopened" in why for _, why in b.counters.control_log) and b.step_errors == 0
+    finally:
+        b.close()
+        peer.stop()

@@ -56,6 +56,7 @@ def test_replay_decodes_px4_events(replay):
     events = [t.text for t in texts if t.event is not None]
     assert len(events) == 61
     for want in ("Armed by external command", "Takeoff detected", "Failsafe activated: switching to RTL",
+                 "RTL: start return at 499 m (9 m above destination)", "Landing at current position",
                  "Landing detected", "Disarmed by landing"):
         assert want in events, want
     assert events.index("Takeoff detected") < events.index("Failsafe activated: switching to RTL")
