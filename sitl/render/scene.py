@@ -92,7 +92,7 @@ def random_scene(rng: np.random.Generator, ir_fraction: float = 0.2) -> ScenePar
     seed = int(rng.integers(0, 2**31 - 1))
     sensor = {
         "exposure_gain": float(rng.uniform(0.8, 1.2)), "gamma": float(rng.uniform(0.85, 1.15)),
-        "noise_sigma_dn": float(rng.uniform(0.5, 5.0)), "optics_blur_sigma_px": float(rng.uniform(0.3, 1.1)),
+        "noise_sigma_dn": float(rng.uniform(0.3, 3.0)), "optics_blur_sigma_px": float(rng.uniform(0.3, 1.1)),
         "vignette": float(rng.uniform(0.0, 0.35)),
         "jpeg_quality": int(rng.choice([0, 0, 50, 65, 75, 85, 95])),
         "sun_azimuth_rad": float(rng.uniform(-math.pi, math.pi)),
