@@ -24,7 +24,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _time_steps(fn, n: int) -> float:  # noqa: ANN001
+def _time_steps(fn, n: int) -> float:
     t0 = time.perf_counter()
     for _ in range(n):
         fn()

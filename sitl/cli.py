@@ -87,13 +87,13 @@ def _check_params(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def make_autopilot(args: argparse.Namespace):  # noqa: ANN201
+def make_autopilot(args: argparse.Namespace):
     """Build the autopilot and its link from parsed ``serve`` options (raises SitlLinkError / ParamError)."""
     wind = WindParams(mean_ned_mps=tuple(args.wind_mps), gust_std_mps=args.gust_std_mps)
     params = dict(PRESETS[args.preset][args.autopilot])
     params.update(dict(args.param))
-    common = dict(wind=wind, seed=args.seed, estimator_ready_s=args.estimator_ready_s,
-                  unix_time_at_boot_s=time.time())
+    common = {"wind": wind, "seed": args.seed, "estimator_ready_s": args.estimator_ready_s,
+                  "unix_time_at_boot_s": time.time()}
     if args.autopilot == "px4":
         link = UdpLink(args.local_port, args.remote_port)
         try:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stop = {"flag": False}
 
-    def _on_signal(signum, frame):  # noqa: ANN001, ARG001
+    def _on_signal(signum, frame):
         stop["flag"] = True
 
     signal.signal(signal.SIGINT, _on_signal)

@@ -105,7 +105,7 @@ class Demo:
         self.client.mav.set_position_target_local_ned_send(0, 1, 1, D.MAV_FRAME_LOCAL_NED, sp["mask"], *pos, *vel,
                                                            0, 0, 0, 0, 0)
 
-    def run_for(self, sim_s: float, until=None) -> bool:  # noqa: ANN001
+    def run_for(self, sim_s: float, until=None) -> bool:
         """Advance ``sim_s`` simulated seconds, streaming the set-point; stop early when ``until()`` holds."""
         end = self.t_s + sim_s
         wall_limit = time.monotonic() + sim_s / (self.speedup if not self.lockstep else 1e9) + 5.0
@@ -192,7 +192,7 @@ class Demo:
         return {"phases": phases, "errors": errors}
 
 
-def _r(v) -> list[float]:  # noqa: ANN001
+def _r(v) -> list[float]:
     return [round(float(c), 2) for c in v]
 
 

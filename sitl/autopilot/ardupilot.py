@@ -56,9 +56,9 @@ EXTRA_MESSAGES = (D.MAVLINK_MSG_ID_ATTITUDE_QUATERNION, D.MAVLINK_MSG_ID_HIGHRES
 NOT_SENT = {D.MAVLINK_MSG_ID_EXTENDED_SYS_STATE, D.MAVLINK_MSG_ID_ODOMETRY}  # Copter never sends these here
 
 
-def ardupilot_config(**kw) -> SimConfig:  # noqa: ANN003
+def ardupilot_config(**kw) -> SimConfig:
     """CMAC home (spec §11), heading 353."""
-    base = dict(home_lat_deg=-35.363261, home_lon_deg=149.165230, home_alt_m=584.0, home_yaw_deg=353.0)
+    base = {"home_lat_deg": -35.363261, "home_lon_deg": 149.165230, "home_alt_m": 584.0, "home_yaw_deg": 353.0}
     base.update(kw)
     return SimConfig(**base)
 
@@ -310,7 +310,7 @@ class ArduPilotAutopilot(Autopilot):
             lim, False
 
     # ------------------------------------------------------------------ HEARTBEAT
-    def heartbeat_message(self):  # noqa: ANN201
+    def heartbeat_message(self):
         base = D.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED | D.MAV_MODE_FLAG_STABILIZE_ENABLED | \
             D.MAV_MODE_FLAG_MANUAL_INPUT_ENABLED
         if self.mode in POSITION_MODES:
@@ -340,7 +340,7 @@ class ArduPilotAutopilot(Autopilot):
     def _for_me(self, ts: int, tc: int) -> bool:
         return ts in (0, self.sysid) and tc in (0, self.compid)
 
-    def handle_message(self, ls: LinkState, msg) -> None:  # noqa: ANN001, C901
+    def handle_message(self, ls: LinkState, msg) -> None:
         mt = msg.get_type()
         if mt == "HEARTBEAT":
             if msg.get_srcSystem() == int(self.params["MAV_GCS_SYSID"]):
@@ -364,9 +364,8 @@ class ArduPilotAutopilot(Autopilot):
                                                         msg.x * 1e-7, msg.y * 1e-7, msg.z], frame=msg.frame)
         elif mt == "SET_MODE":
             name = AP_MODE_NAMES.get(msg.custom_mode)
-            if name and msg.base_mode & D.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED:
-                if not self.set_mode(name):
-                    self.statustext(4, "Flight mode change failed")
+            if name and msg.base_mode & D.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED and not self.set_mode(name):
+                self.statustext(4, "Flight mode change failed")
             # 4.6+: no COMMAND_ACK for SET_MODE
         elif mt == "REQUEST_DATA_STREAM":
             self._request_data_stream(ls, msg)
@@ -389,7 +388,7 @@ class ArduPilotAutopilot(Autopilot):
         self.guided_sub = "stop_brake"
         self.guided_sp = Setpoint(vel_ned_mps=(0.0, 0.0, 0.0))
 
-    def _handle_sp_local(self, m) -> None:  # noqa: ANN001, C901
+    def _handle_sp_local(self, m) -> None:
         if self.mode != "GUIDED":
             return  # silently ignored outside GUIDED
         frame, mask = m.coordinate_frame, m.type_mask
@@ -457,7 +456,7 @@ class ArduPilotAutopilot(Autopilot):
         self.last_guided_sp_s = self.t_s
 
     # --- commands
-    def _handle_command(self, ls: LinkState, msg, cmd: int, p: list[float], frame: int | None) -> None:  # noqa: ANN001, C901
+    def _handle_command(self, ls: LinkState, msg, cmd: int, p: list[float], frame: int | None) -> None:
         if cmd == D.MAV_CMD_COMPONENT_ARM_DISARM:
             self.ack(ls, msg, cmd, self._arm_disarm(p[0], p[1]))
         elif cmd == D.MAV_CMD_DO_SET_MODE:
@@ -537,9 +536,7 @@ class ArduPilotAutopilot(Autopilot):
         return ACCEPTED
 
     def _valid_stream_id(self, mid: int) -> bool:
-        if mid in NOT_SENT or mid not in self.BUILDERS:
-            return False
-        return True
+        return not (mid in NOT_SENT or mid not in self.BUILDERS)
 
     def _set_interval(self, ls: LinkState, p: list[float]) -> int:
         mid, iv_us = _pint(p[0]), float(p[1])
@@ -564,7 +561,7 @@ class ArduPilotAutopilot(Autopilot):
         ls.next_due_s[mid] = self.t_s
         return ACCEPTED
 
-    def _request_data_stream(self, ls: LinkState, m) -> None:  # noqa: ANN001
+    def _request_data_stream(self, ls: LinkState, m) -> None:
         rate = 0.0 if m.start_stop == 0 else float(m.req_message_rate)
         groups = list(STREAM_GROUPS) if m.req_stream_id == D.MAV_DATA_STREAM_ALL else [m.req_stream_id]
         for g in groups:
@@ -582,7 +579,7 @@ class ArduPilotAutopilot(Autopilot):
                 ls.intervals_s[mid] = 1.0 / min(hz, 50.0) if hz > 0 else 0.0
                 ls.next_due_s.setdefault(mid, self.t_s)
 
-    def _autopilot_version(self):  # noqa: ANN202
+    def _autopilot_version(self):
         caps = (D.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT | D.MAV_PROTOCOL_CAPABILITY_COMMAND_INT
                 | D.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_LOCAL_NED
                 | D.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_GLOBAL_INT
@@ -593,12 +590,12 @@ class ArduPilotAutopilot(Autopilot):
                                                    [0] * 8, [0] * 8, 0, 0, 0x5A5A, [0] * 18)
 
     # --- parameters (C-cast floats, spec §8)
-    def _pv(self, i: int, by_name: bool = False):  # noqa: ANN202
+    def _pv(self, i: int, by_name: bool = False):
         d = self.params.definition(i)
         return D.MAVLink_param_value_message(d.name.encode(), float(self.params[d.name]), d.type_id,
                                              len(self.params), 65535 if by_name else i)
 
-    def _param_set(self, m) -> None:  # noqa: ANN001
+    def _param_set(self, m) -> None:
         name = _pid(m.param_id)
         if name not in self.params or not math.isfinite(m.param_value):
             return  # ignored silently
@@ -624,7 +621,7 @@ def _pint(x: float) -> int:
     return int(x) if math.isfinite(x) and abs(x) < 2**31 else 0
 
 
-def _pid(raw) -> str:  # noqa: ANN001
+def _pid(raw) -> str:
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", "replace")
     return raw.split("\x00")[0]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 
@@ -133,7 +134,7 @@ class Autopilot:
     def time_boot_ms(self) -> int:
         return int(self.t_s * 1000.0) & 0xFFFFFFFF
 
-    def add_link(self, link) -> LinkState:  # noqa: ANN001
+    def add_link(self, link) -> LinkState:
         ls = LinkState(link=link)
         self.links.append(ls)
         self.on_new_link(ls)
@@ -146,7 +147,7 @@ class Autopilot:
         """Advance by ``dt_s`` seconds of simulated time (rounded to whole physics ticks)."""
         if not math.isfinite(dt_s) or dt_s < 0:
             raise ValueError(f"dt_s must be finite and >= 0, got {dt_s!r}")
-        n = int(round(dt_s / self.config.physics_dt_s))
+        n = round(dt_s / self.config.physics_dt_s)
         for _ in range(n):
             self.tick()
 
@@ -166,8 +167,12 @@ class Autopilot:
                 try:
                     self.handle_message(ls, msg)
                 except (ValueError, TypeError, OverflowError, AttributeError, IndexError, KeyError) as e:
+                    # a message our handler cannot digest: counted, reported, and a command is refused (FAILED)
+                    # so that the client does not wait for an ACK that never comes
                     ls.link.stats.rx_bad += 1
                     self.statustext(3, f"bad {msg.get_type()}: {type(e).__name__}"[:50])
+                    if msg.get_type() in ("COMMAND_LONG", "COMMAND_INT"):
+                        self.ack(ls, msg, msg.command, dialect.MAV_RESULT_FAILED)
         self.update_logic()
         acc, yaw, powered = self.compute_control()
         self.last_acc_cmd = acc
@@ -295,10 +300,10 @@ class Autopilot:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ messages out
-    def send(self, ls: LinkState, msg) -> None:  # noqa: ANN001
+    def send(self, ls: LinkState, msg) -> None:
         ls.link.send(msg)
 
-    def broadcast(self, msg) -> None:  # noqa: ANN001
+    def broadcast(self, msg) -> None:
         for ls in self.links:
             ls.link.send(msg)
 
@@ -320,12 +325,12 @@ class Autopilot:
     def statustext_allowed(self, ls: LinkState) -> bool:
         return True
 
-    def ack(self, ls: LinkState, msg, command: int, result: int, times: int = 1) -> None:  # noqa: ANN001
+    def ack(self, ls: LinkState, msg, command: int, result: int, times: int = 1) -> None:
         a = dialect.MAVLink_command_ack_message(command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent())
         for _ in range(times):
             ls.link.send(a)
 
-    def heartbeat_message(self):  # noqa: ANN201
+    def heartbeat_message(self):
         raise NotImplementedError
 
     def _send_streams(self) -> None:
@@ -346,7 +351,7 @@ class Autopilot:
                 if msg is not None:
                     ls.link.send(msg)
 
-    def build(self, mid: int):  # noqa: ANN201
+    def build(self, mid: int):
         """The current value of message ``mid`` (cached per tick), or None when it cannot be sent now."""
         if mid in self._msg_cache:
             return self._msg_cache[mid]
@@ -360,43 +365,43 @@ class Autopilot:
         c = self.config
         return ned_to_geodetic(self.state.pos_ned_m, c.home_lat_deg, c.home_lon_deg, c.home_alt_m)
 
-    def _b_heartbeat(self):  # noqa: ANN202
+    def _b_heartbeat(self):
         return self.heartbeat_message()
 
-    def _b_attitude(self):  # noqa: ANN202
+    def _b_attitude(self):
         r, p, y = quat_to_euler(self.state.q_body_to_ned)
         w = self.state.rate_body_radps
         return dialect.MAVLink_attitude_message(self.time_boot_ms, r, p, y, float(w[0]), float(w[1]), float(w[2]))
 
-    def _b_attitude_quaternion(self):  # noqa: ANN202
+    def _b_attitude_quaternion(self):
         q = self.state.q_body_to_ned
         w = self.state.rate_body_radps
         return dialect.MAVLink_attitude_quaternion_message(
             self.time_boot_ms, float(q[0]), float(q[1]), float(q[2]), float(q[3]),
             float(w[0]), float(w[1]), float(w[2]), [0.0, 0.0, 0.0, 0.0])
 
-    def _b_local_position_ned(self):  # noqa: ANN202
+    def _b_local_position_ned(self):
         if not self.estimator_ready:
             return None
         p, v = self.state.pos_ned_m, self.state.vel_ned_mps
         return dialect.MAVLink_local_position_ned_message(
             self.time_boot_ms, float(p[0]), float(p[1]), float(p[2]), float(v[0]), float(v[1]), float(v[2]))
 
-    def _b_global_position_int(self):  # noqa: ANN202
+    def _b_global_position_int(self):
         if not self.estimator_ready:
             return None
         lat, lon, alt = self._geo()
         v = self.state.vel_ned_mps
-        hdg = int(round(math.degrees(self.yaw_rad) * 100)) % 36000
+        hdg = round(math.degrees(self.yaw_rad) * 100) % 36000
         return dialect.MAVLink_global_position_int_message(
-            self.time_boot_ms, int(round(lat * 1e7)), int(round(lon * 1e7)), int(round(alt * 1000)),
-            int(round(self.alt_rel_m * 1000)), _i16(v[0] * 100), _i16(v[1] * 100), _i16(v[2] * 100), hdg)
+            self.time_boot_ms, round(lat * 1e7), round(lon * 1e7), round(alt * 1000),
+            round(self.alt_rel_m * 1000), _i16(v[0] * 100), _i16(v[1] * 100), _i16(v[2] * 100), hdg)
 
     def _specific_force_body(self) -> np.ndarray:
         f_ned = np.asarray(self.state.acc_ned_mps2) - np.array([0.0, 0.0, GRAVITY_MPS2])
         return rotate_ned_to_body(self.state.q_body_to_ned, f_ned)
 
-    def _b_highres_imu(self):  # noqa: ANN202
+    def _b_highres_imu(self):
         a = self._specific_force_body()
         w = self.state.rate_body_radps
         alt = self.config.home_alt_m + self.alt_rel_m
@@ -405,7 +410,7 @@ class Autopilot:
             int(self.t_s * 1e6), float(a[0]), float(a[1]), float(a[2]), float(w[0]), float(w[1]), float(w[2]),
             0.21, 0.0, 0.43, press, 0.0, alt, 25.0, 0x1FFF, 0)
 
-    def _b_odometry(self):  # noqa: ANN202
+    def _b_odometry(self):
         if not self.estimator_ready:
             return None
         p = self.state.pos_ned_m
@@ -424,12 +429,12 @@ class Autopilot:
             float(v[0]), float(v[1]), float(v[2]), float(w[0]), float(w[1]), float(w[2]), pcov, vcov, 0,
             8, 0)
 
-    def _b_altitude(self):  # noqa: ANN202
+    def _b_altitude(self):
         amsl = self.config.home_alt_m + self.alt_rel_m
         return dialect.MAVLink_altitude_message(
             int(self.t_s * 1e6), amsl, amsl, self.alt_rel_m, self.alt_rel_m, math.nan, math.nan)
 
-    def _b_vfr_hud(self):  # noqa: ANN202
+    def _b_vfr_hud(self):
         v = self.state.vel_ned_mps
         gs = math.hypot(v[0], v[1])
         thr = int(min(100, max(0, self.state.thrust_mps2 / (self.config.airframe.max_thrust_to_weight
@@ -438,7 +443,7 @@ class Autopilot:
         return dialect.MAVLink_vfr_hud_message(gs, gs, hdg, thr, self.config.home_alt_m + self.alt_rel_m,
                                                -float(v[2]))
 
-    def _b_sys_status(self):  # noqa: ANN202
+    def _b_sys_status(self):
         # sensor bit sets as PX4 SITL reported them in flightA.tlog: booting, then estimator ready
         if self.estimator_ready:
             present, enabled, health = 50348079, 50413615, 320915519
@@ -447,110 +452,110 @@ class Autopilot:
         return dialect.MAVLink_sys_status_message(present, enabled, health, 0, 16200, -100, 100, 0, 0, 0, 0, 0, 0,
                                                   0, 0, 1)
 
-    def _b_battery_status(self):  # noqa: ANN202
+    def _b_battery_status(self):
         cells = [4000] * 4 + [65535] * 6
         return dialect.MAVLink_battery_status_message(0, 0, 0, 32767, cells, 500, -1, -1, 90, 0, 1,
                                                       [0, 0, 0, 0], 0, 0)
 
-    def _b_gps_raw_int(self):  # noqa: ANN202
+    def _b_gps_raw_int(self):
         lat, lon, alt = self._geo()
         v = self.state.vel_ned_mps
         gs = math.hypot(v[0], v[1])
         cog = int(math.degrees(math.atan2(v[1], v[0])) * 100) % 36000 if gs > 0.2 else 65535
         fix = 3 if self.estimator_ready else 0
         return dialect.MAVLink_gps_raw_int_message(
-            int(self.t_s * 1e6), fix, int(round(lat * 1e7)), int(round(lon * 1e7)), int(round(alt * 1000)),
-            80, 120, int(gs * 100), cog, 14, int(round(alt * 1000)), 500, 800, 200, 0, 0)
+            int(self.t_s * 1e6), fix, round(lat * 1e7), round(lon * 1e7), round(alt * 1000),
+            80, 120, int(gs * 100), cog, 14, round(alt * 1000), 500, 800, 200, 0, 0)
 
-    def _b_home_position(self):  # noqa: ANN202
+    def _b_home_position(self):
         if not self.estimator_ready:
             return None
         c = self.config
         q = [1.0, 0.0, 0.0, 0.0]
         return dialect.MAVLink_home_position_message(
-            int(round(c.home_lat_deg * 1e7)), int(round(c.home_lon_deg * 1e7)), int(round(c.home_alt_m * 1000)),
+            round(c.home_lat_deg * 1e7), round(c.home_lon_deg * 1e7), round(c.home_alt_m * 1000),
             0.0, 0.0, 0.0, q, 0.0, 0.0, 0.0, int(self.t_s * 1e6))
 
-    def _b_gps_global_origin(self):  # noqa: ANN202
+    def _b_gps_global_origin(self):
         if not self.estimator_ready:
             return None
         c = self.config
         return dialect.MAVLink_gps_global_origin_message(
-            int(round(c.home_lat_deg * 1e7)), int(round(c.home_lon_deg * 1e7)), int(round(c.home_alt_m * 1000)),
+            round(c.home_lat_deg * 1e7), round(c.home_lon_deg * 1e7), round(c.home_alt_m * 1000),
             int(self.t_s * 1e6))
 
-    def _b_system_time(self):  # noqa: ANN202
+    def _b_system_time(self):
         return dialect.MAVLink_system_time_message(int((self.config.unix_time_at_boot_s + self.t_s) * 1e6),
                                                    self.time_boot_ms)
 
-    def _b_timesync(self):  # noqa: ANN202
+    def _b_timesync(self):
         return dialect.MAVLink_timesync_message(0, int(self.t_s * 1e9))
 
-    def _b_position_target_local_ned(self):  # noqa: ANN202
+    def _b_position_target_local_ned(self):
         sp = self.last_setpoint_used
         return dialect.MAVLink_position_target_local_ned_message(
             self.time_boot_ms, dialect.MAV_FRAME_LOCAL_NED, 0, *sp.pos_ned_m, *sp.vel_ned_mps, *sp.acc_ned_mps2,
             sp.yaw_rad, sp.yaw_rate_radps)
 
-    def _b_attitude_target(self):  # noqa: ANN202
+    def _b_attitude_target(self):
         q = self.state.q_body_to_ned
         thr = self.state.thrust_mps2 / (self.config.airframe.max_thrust_to_weight * GRAVITY_MPS2)
         return dialect.MAVLink_attitude_target_message(self.time_boot_ms, 0, [float(c) for c in q], 0.0, 0.0, 0.0,
                                                        float(thr))
 
-    def _b_servo_output_raw(self):  # noqa: ANN202
+    def _b_servo_output_raw(self):
         pwm = 900 if not self.armed else int(1000 + 1000 * min(1.0, self.state.thrust_mps2 / (
             self.config.airframe.max_thrust_to_weight * GRAVITY_MPS2)))
         return dialect.MAVLink_servo_output_raw_message(int(self.t_s * 1e6) & 0xFFFFFFFF, 0, pwm, pwm, pwm, pwm,
                                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
-    def _b_scaled_pressure(self):  # noqa: ANN202
+    def _b_scaled_pressure(self):
         alt = self.config.home_alt_m + self.alt_rel_m
         press = 1013.25 * (1 - 2.25577e-5 * alt) ** 5.25588
         return dialect.MAVLink_scaled_pressure_message(self.time_boot_ms, press, 0.0, 2500, 0)
 
-    def _b_raw_imu(self):  # noqa: ANN202
+    def _b_raw_imu(self):
         a = self._specific_force_body() / GRAVITY_MPS2 * 1000
         w = self.state.rate_body_radps * 1000
         return dialect.MAVLink_raw_imu_message(int(self.t_s * 1e6), *(_i16(x) for x in a), *(_i16(x) for x in w),
                                                210, 0, 430, 0, 2500)
 
-    def _b_vibration(self):  # noqa: ANN202
+    def _b_vibration(self):
         return dialect.MAVLink_vibration_message(int(self.t_s * 1e6), 0.01, 0.01, 0.01, 0, 0, 0)
 
-    def _b_wind(self):  # noqa: ANN202
+    def _b_wind(self):
         w = self.wind_ned_mps
         # WIND.direction is where the wind comes FROM (deg)
         return dialect.MAVLink_wind_message(math.degrees(math.atan2(-w[1], -w[0])) % 360,
                                             float(math.hypot(w[0], w[1])), float(-w[2]))
 
-    def _b_ekf_status_report(self):  # noqa: ANN202
+    def _b_ekf_status_report(self):
         flags = 0x3FF if self.estimator_ready else 0x0
         return dialect.MAVLink_ekf_status_report_message(flags, 0.1, 0.1, 0.1, 0.1, 0.0, 0.0)
 
-    def _b_extended_sys_state(self):  # noqa: ANN202
+    def _b_extended_sys_state(self):
         return dialect.MAVLink_extended_sys_state_message(0, self.landed_state())
 
-    def _b_distance_sensor(self):  # noqa: ANN202
+    def _b_distance_sensor(self):
         # PX4 SITL publishes an (empty) downward range finder at 10 Hz; here it reads the true height
         d_cm = int(max(0.0, min(100.0, self.alt_rel_m)) * 100)
         return dialect.MAVLink_distance_sensor_message(self.time_boot_ms, 0, 10000, d_cm, 0, 0, 25, 0)
 
-    def _b_estimator_status(self):  # noqa: ANN202
+    def _b_estimator_status(self):
         flags = 0x7FF if self.estimator_ready else 164
         return dialect.MAVLink_estimator_status_message(int(self.t_s * 1e6), flags, 0.1, 0.1, 0.05, 0.1,
                                                         math.nan, math.nan, 0.5, 0.8)
 
-    def _b_mission_current(self):  # noqa: ANN202
+    def _b_mission_current(self):
         return dialect.MAVLink_mission_current_message(0, 65535, 1, 2)
 
-    def _b_rc_channels(self):  # noqa: ANN202
+    def _b_rc_channels(self):
         return dialect.MAVLink_rc_channels_message(self.time_boot_ms, 0, *([0] * 18), 255)
 
     def landed_state(self) -> int:
         return dialect.MAV_LANDED_STATE_ON_GROUND if self.landed else dialect.MAV_LANDED_STATE_IN_AIR
 
-    BUILDERS: dict = {}
+    BUILDERS: ClassVar[dict] = {}  # message id -> builder (filled below; read-only after import)
 
 
 def _i16(x: float) -> int:

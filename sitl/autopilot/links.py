@@ -53,7 +53,7 @@ class _LinkBase:
         self._sysid, self._compid = sysid, compid
         self._mav = self._new_parser()
 
-    def _new_parser(self):  # noqa: ANN202
+    def _new_parser(self):
         mav = dialect.MAVLink(_Sink(self), srcSystem=self._sysid, srcComponent=self._compid)
         mav.robust_parsing = True
         return mav
@@ -74,7 +74,7 @@ class _LinkBase:
             out.append(m)
         return out
 
-    def send(self, msg) -> None:  # noqa: ANN001
+    def send(self, msg) -> None:
         """Encode (MAVLink 2, our sysid/compid, next sequence number) and send; never raises."""
         if not self.connected:
             return

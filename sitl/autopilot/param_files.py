@@ -86,5 +86,5 @@ def check_params(actual: Mapping[str, float], expected: Mapping[str, float], *, 
     return bad
 
 
-def check_param_file(actual: Mapping[str, float], expected_path: str | Path, **kw) -> list[ParamMismatch]:  # noqa: ANN003
+def check_param_file(actual: Mapping[str, float], expected_path: str | Path, **kw) -> list[ParamMismatch]:
     return check_params(actual, load_param_file(expected_path), **kw)

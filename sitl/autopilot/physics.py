@@ -26,7 +26,7 @@ def _normalize4(w: float, x: float, y: float, z: float) -> tuple[float, float, f
     return w, x, y, z
 
 
-def _rotmat_to_quat(r00, r01, r02, r10, r11, r12, r20, r21, r22):  # noqa: ANN001, ANN202 (hot path)
+def _rotmat_to_quat(r00, r01, r02, r10, r11, r12, r20, r21, r22):
     tr = r00 + r11 + r22
     if tr > 0.0:
         s = math.sqrt(tr + 1.0) * 2.0

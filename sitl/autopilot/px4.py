@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import ClassVar
 
 import numpy as np
 
@@ -96,7 +97,7 @@ PX4_ONBOARD_STREAMS_HZ: dict[int, float] = {
 }
 
 
-def default_px4_config(**kw) -> SimConfig:  # noqa: ANN003
+def default_px4_config(**kw) -> SimConfig:
     return SimConfig(**kw)
 
 
@@ -181,9 +182,9 @@ class Px4Autopilot(Autopilot):
         a = ev.FAILSAFE_ACTION.get(action, 6)
         self.event(ev.FAILSAFE_ENTER_GENERIC, bytes([0, 0, a, 0, a, 0]), 0x42)
         if action == "AUTO.RTL":
-            alt = int(round(self.config.home_alt_m + max(self.alt_rel_m, self.params["RTL_RETURN_ALT"])))
-            self.event(ev.RTL_START_RETURN, struct.pack("<ii", alt, int(round(max(
-                self.alt_rel_m, self.params["RTL_RETURN_ALT"])))))
+            alt = round(self.config.home_alt_m + max(self.alt_rel_m, self.params["RTL_RETURN_ALT"]))
+            self.event(ev.RTL_START_RETURN, struct.pack("<ii", alt, round(max(
+                self.alt_rel_m, self.params["RTL_RETURN_ALT"]))))
 
     @staticmethod
     def _action_name(code: int) -> str:
@@ -335,7 +336,7 @@ class Px4Autopilot(Autopilot):
             cruise, False
 
     # ------------------------------------------------------------------ HEARTBEAT
-    def heartbeat_message(self):  # noqa: ANN201
+    def heartbeat_message(self):
         mode = self.nav_state
         base = D.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
         if self.armed:
@@ -364,7 +365,7 @@ class Px4Autopilot(Autopilot):
             return D.MAV_LANDED_STATE_LANDING
         return D.MAV_LANDED_STATE_IN_AIR
 
-    def _b_position_target_global_int(self):  # noqa: ANN202
+    def _b_position_target_global_int(self):
         """Sent only while armed in AUTO.RTL / AUTO.LAND (as in flightA.tlog)."""
         if not self.armed or self.nav_state not in ("AUTO.RTL", "AUTO.LAND"):
             return None
@@ -375,10 +376,10 @@ class Px4Autopilot(Autopilot):
         pos = [sp.pos_ned_m[i] if math.isfinite(sp.pos_ned_m[i]) else float(self.pos_ned_m[i]) for i in range(3)]
         lat, lon, alt = ned_to_geodetic(np.array(pos), c.home_lat_deg, c.home_lon_deg, c.home_alt_m)
         return D.MAVLink_position_target_global_int_message(
-            self.time_boot_ms, D.MAV_FRAME_GLOBAL_INT, 0, int(round(lat * 1e7)), int(round(lon * 1e7)), alt,
+            self.time_boot_ms, D.MAV_FRAME_GLOBAL_INT, 0, round(lat * 1e7), round(lon * 1e7), alt,
             0.0, 0.0, 0.0, 0.0, 0.0, 0.0, self.yaw_rad, 0.0)
 
-    BUILDERS = {**Autopilot.BUILDERS, D.MAVLINK_MSG_ID_POSITION_TARGET_GLOBAL_INT: _b_position_target_global_int}
+    BUILDERS: ClassVar[dict] = {**Autopilot.BUILDERS, D.MAVLINK_MSG_ID_POSITION_TARGET_GLOBAL_INT: _b_position_target_global_int}
 
     # ------------------------------------------------------------------ links and streams
     def on_new_link(self, ls: LinkState) -> None:
@@ -403,7 +404,7 @@ class Px4Autopilot(Autopilot):
     def _for_me(self, ts: int, tc: int) -> bool:
         return ts in (0, self.sysid) and tc in (0, self.compid)
 
-    def handle_message(self, ls: LinkState, msg) -> None:  # noqa: ANN001, C901
+    def handle_message(self, ls: LinkState, msg) -> None:
         mt = msg.get_type()
         if mt == "HEARTBEAT":
             if msg.type == D.MAV_TYPE_GCS:
@@ -451,7 +452,7 @@ class Px4Autopilot(Autopilot):
             pass  # PX4 ignores it (spec §3)
 
     # --- setpoints
-    def _handle_sp_local(self, m) -> None:  # noqa: ANN001
+    def _handle_sp_local(self, m) -> None:
         frame, mask = m.coordinate_frame, m.type_mask
         if frame not in (D.MAV_FRAME_LOCAL_NED, D.MAV_FRAME_BODY_NED):
             self.statustext(2, f"SET_POSITION_TARGET_LOCAL_NED coordinate frame {frame} unsupported")
@@ -485,7 +486,7 @@ class Px4Autopilot(Autopilot):
         self.offboard_sp = Setpoint(pos, vel, acc, ax(m.yaw, 1024), ax(m.yaw_rate, 2048))
         self.last_offboard_s = self.t_s
 
-    def _handle_sp_global(self, m) -> None:  # noqa: ANN001
+    def _handle_sp_global(self, m) -> None:
         if m.coordinate_frame not in (D.MAV_FRAME_GLOBAL_INT, D.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT,
                                       D.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT):
             return
@@ -508,7 +509,7 @@ class Px4Autopilot(Autopilot):
         self.offboard_sp = Setpoint(pos, vel, acc, ax(m.yaw, 1024), ax(m.yaw_rate, 2048))
         self.last_offboard_s = self.t_s
 
-    def _handle_att_target(self, m) -> None:  # noqa: ANN001
+    def _handle_att_target(self, m) -> None:
         mask = m.type_mask
         att = not (mask & 128)
         rates = not (mask & 1) and not (mask & 2)
@@ -530,7 +531,7 @@ class Px4Autopilot(Autopilot):
             self.offboard_sp = Setpoint(acc_ned_mps2=acc, yaw_rad=quat_to_euler(q / n)[2])
 
     # --- commands
-    def _handle_command(self, ls: LinkState, msg, cmd: int, p: list[float]) -> None:  # noqa: ANN001, C901
+    def _handle_command(self, ls: LinkState, msg, cmd: int, p: list[float]) -> None:
         if cmd == D.MAV_CMD_COMPONENT_ARM_DISARM:
             self.ack(ls, msg, cmd, self._arm_disarm(p[0], p[1]))
         elif cmd == D.MAV_CMD_DO_SET_MODE:
@@ -643,7 +644,7 @@ class Px4Autopilot(Autopilot):
         ls.link.send(m)
         return ACCEPTED
 
-    def _autopilot_version(self):  # noqa: ANN202
+    def _autopilot_version(self):
         caps = (D.MAV_PROTOCOL_CAPABILITY_PARAM_FLOAT | D.MAV_PROTOCOL_CAPABILITY_PARAM_ENCODE_BYTEWISE
                 | D.MAV_PROTOCOL_CAPABILITY_MAVLINK2 | D.MAV_PROTOCOL_CAPABILITY_SET_ATTITUDE_TARGET
                 | D.MAV_PROTOCOL_CAPABILITY_SET_POSITION_TARGET_LOCAL_NED
@@ -653,23 +654,23 @@ class Px4Autopilot(Autopilot):
                                                    [0] * 8, 0, 0, 0x1A2B3C4D, [0] * 18)
 
     # --- parameters (byte-wise int32, spec §8)
-    def _pv(self, i: int):  # noqa: ANN202
+    def _pv(self, i: int):
         d = self.params.definition(i)
         return D.MAVLink_param_value_message(d.name.encode(), encode_bytewise(self.params[d.name], d.type_id),
                                              d.type_id, len(self.params), i)
 
-    def _hash_msg(self):  # noqa: ANN202
+    def _hash_msg(self):
         return D.MAVLink_param_value_message(b"_HASH_CHECK", encode_bytewise(self.params.hash32(), UINT32),
                                              UINT32, len(self.params), 65535)
 
     def _param_list(self, ls: LinkState) -> None:
         ls.param_queue = [self._hash_msg()] + [self._pv(i) for i in range(len(self.params))]
 
-    def _param_error(self, ls: LinkState, msg, name: str, index: int, err: int) -> None:  # noqa: ANN001
+    def _param_error(self, ls: LinkState, msg, name: str, index: int, err: int) -> None:
         ls.link.send(D.MAVLink_param_error_message(msg.get_srcSystem(), msg.get_srcComponent(), name.encode(),
                                                    index, err))
 
-    def _param_read(self, ls: LinkState, msg) -> None:  # noqa: ANN001
+    def _param_read(self, ls: LinkState, msg) -> None:
         name = _pid(msg.param_id)
         if msg.param_index >= 0:
             if msg.param_index < len(self.params):
@@ -684,7 +685,7 @@ class Px4Autopilot(Autopilot):
         else:
             self._param_error(ls, msg, name, -1, D.MAV_PARAM_ERROR_DOES_NOT_EXIST)
 
-    def _param_set(self, ls: LinkState, msg) -> None:  # noqa: ANN001
+    def _param_set(self, ls: LinkState, msg) -> None:
         name = _pid(msg.param_id)
         if name == "_HASH_CHECK":
             ls.param_queue.clear()  # the GCS has the set cached: stop the list
@@ -716,10 +717,10 @@ def _pint(x: float) -> int:
     return int(x) if math.isfinite(x) and abs(x) < 2**31 else 0
 
 
-def _pid(raw) -> str:  # noqa: ANN001
+def _pid(raw) -> str:
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", "replace")
     return raw.split("\x00")[0]
 
 
-__all__ = ["PX4_MODES", "PX4_ONBOARD_STREAMS_HZ", "Px4Autopilot", "px4_custom_mode", "px4_mode_name", "REAL32"]
+__all__ = ["PX4_MODES", "PX4_ONBOARD_STREAMS_HZ", "REAL32", "Px4Autopilot", "px4_custom_mode", "px4_mode_name"]

@@ -21,7 +21,7 @@ POS_ONLY = 3576
 
 
 class ApHarness:
-    def __init__(self, params: dict | None = None, **cfg) -> None:  # noqa: ANN003
+    def __init__(self, params: dict | None = None, **cfg) -> None:
         self.port = free_tcp_port()
         self.link = TcpServerLink(self.port, banner=ARDUPILOT_BANNER)
         self.ap = ArduPilotAutopilot(ardupilot_config(**cfg), params or {}, [self.link])
@@ -46,7 +46,7 @@ class ApHarness:
                 self.msgs.append((self.ap.t_s, m))
 
     def send_sp(self, frame: int = 1, mask: int = VEL_ONLY, pos=(0, 0, 0), vel=(0, 0, 0), acc=(0, 0, 0),
-                yaw: float = 0.0, yaw_rate: float = 0.0) -> None:  # noqa: ANN001
+                yaw: float = 0.0, yaw_rate: float = 0.0) -> None:
         self.c.mav.set_position_target_local_ned_send(0, 1, 1, frame, mask, *pos, *vel, *acc, yaw, yaw_rate)
 
     def step(self, t_s: float) -> None:
@@ -61,7 +61,7 @@ class ApHarness:
             self.ap.step(0.01)
             self.drain()
 
-    def stream(self, **sp) -> None:  # noqa: ANN003
+    def stream(self, **sp) -> None:
         self.sp = sp
         self._next_sp = self.ap.t_s
 
@@ -74,7 +74,7 @@ class ApHarness:
     def since(self, t0: float, mtype: str) -> list:
         return [m for t, m in self.msgs if t >= t0 and m.get_type() == mtype]
 
-    def last(self, mtype: str):  # noqa: ANN201
+    def last(self, mtype: str):
         found = self.since(0, mtype)
         return found[-1] if found else None
 

@@ -18,13 +18,13 @@ mavsdk = pytest.importorskip("mavsdk")
 if not hasattr(mavsdk, "Mavsdk"):
     pytest.skip("needs the native mavsdk >= 4 binding", allow_module_level=True)
 
-from mavsdk import ComponentType, Configuration, Mavsdk  # noqa: E402
-from mavsdk.plugins.action import Action  # noqa: E402
-from mavsdk.plugins.offboard import Offboard, OffboardResult, VelocityNedYaw  # noqa: E402
-from mavsdk.plugins.telemetry import FlightMode, Telemetry  # noqa: E402
+from mavsdk import ComponentType, Configuration, Mavsdk
+from mavsdk.plugins.action import Action
+from mavsdk.plugins.offboard import Offboard, OffboardResult, VelocityNedYaw
+from mavsdk.plugins.telemetry import FlightMode, Telemetry
 
 
-def _wait(pred, timeout_s: float) -> bool:  # noqa: ANN001
+def _wait(pred, timeout_s: float) -> bool:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if pred():

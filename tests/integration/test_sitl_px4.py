@@ -22,7 +22,7 @@ from tests.conftest import free_udp_port
 VEL_ONLY = 3527
 
 
-def _event(m) -> tuple:  # noqa: ANN001
+def _event(m) -> tuple:
     """Decode a PX4 EVENT frame that pymavlink delivers as UNKNOWN_410."""
     buf = bytes(m.get_msgbuf())
     return ev.decode_event_payload(buf[10:10 + buf[1]])
@@ -32,7 +32,7 @@ POS_ONLY = 3576
 class Px4Harness:
     """Lockstep driver: step the autopilot, drain the client socket, remember what arrived (with sim time)."""
 
-    def __init__(self, params: dict | None = None, **cfg) -> None:  # noqa: ANN003
+    def __init__(self, params: dict | None = None, **cfg) -> None:
         self.lp, self.rp = free_udp_port(), free_udp_port()
         self.link = UdpLink(self.lp, self.rp)
         self.ap = Px4Autopilot(SimConfig(**cfg), params or {}, [self.link])
@@ -55,7 +55,7 @@ class Px4Harness:
                 self.msgs.append((self.ap.t_s, m))
 
     def send_sp(self, frame: int = 1, mask: int = VEL_ONLY, pos=(0, 0, 0), vel=(0, 0, 0), acc=(0, 0, 0),
-                yaw: float = 0.0, yaw_rate: float = 0.0, target=(1, 1)) -> None:  # noqa: ANN001
+                yaw: float = 0.0, yaw_rate: float = 0.0, target=(1, 1)) -> None:
         self.c.mav.set_position_target_local_ned_send(0, target[0], target[1], frame, mask, *pos, *vel, *acc, yaw,
                                                       yaw_rate)
 
@@ -68,21 +68,21 @@ class Px4Harness:
             self.ap.step(0.01)
             self.drain()
 
-    def stream(self, **sp) -> None:  # noqa: ANN003
+    def stream(self, **sp) -> None:
         self.sp = sp
         self._next_sp = self.ap.t_s
 
     def stop_stream(self) -> None:
         self.sp = None
 
-    def command(self, cmd: int, *p: float, target=(1, 1), wait_s: float = 0.1) -> list:  # noqa: ANN001
+    def command(self, cmd: int, *p: float, target=(1, 1), wait_s: float = 0.1) -> list:
         n0 = len(self.msgs)
         params = list(p) + [0.0] * (7 - len(p))
         self.c.mav.command_long_send(target[0], target[1], cmd, 0, *params)
         self.step(wait_s)
         return [m for _, m in self.msgs[n0:] if m.get_type() == "COMMAND_ACK" and m.command == cmd]
 
-    def last(self, mtype: str):  # noqa: ANN201
+    def last(self, mtype: str):
         for _, m in reversed(self.msgs):
             if m.get_type() == mtype:
                 return m
@@ -302,7 +302,7 @@ def test_nav_takeoff_amsl_then_loiter(h):
     assert h.ap.nav_state == "AUTO.RTL" and h.ap.failsafe_mode is None
 
 
-def _param_values(h, t0: float) -> list:  # noqa: ANN001
+def _param_values(h, t0: float) -> list:
     return [m for m in h.since(t0, "PARAM_VALUE")]
 
 

@@ -47,7 +47,7 @@ def _stop(p: subprocess.Popen) -> tuple[int, str, str]:
     return p.returncode, out, err
 
 
-def _recv_until(c, pred, timeout_s: float):  # noqa: ANN001, ANN202
+def _recv_until(c, pred, timeout_s: float):
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         m = c.recv_match(blocking=True, timeout=0.1)
@@ -126,7 +126,7 @@ def test_ardupilot_serve_tcp_takeoff_and_sigint():
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
-        rc, out, err = _stop(p)
+        rc, _out, err = _stop(p)
         if c is not None:
             c.close()
     assert rc == 0, err
@@ -135,7 +135,7 @@ def test_ardupilot_serve_tcp_takeoff_and_sigint():
 def test_serve_bad_options_exit_2():
     r = subprocess.run([sys.executable, "-m", "autonomy.cli", "sitl", "serve", "--autopilot", "px4",
                         "--param", "NO_SUCH=1", "--local-port", str(free_udp_port())],
-                       capture_output=True, text=True, timeout=30)
+                       check=False, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "unknown parameter 'NO_SUCH'" in r.stderr and "READY" not in r.stdout
     import socket
 
@@ -144,5 +144,5 @@ def test_serve_bad_options_exit_2():
         s.listen(1)
         busy = s.getsockname()[1]
         r = subprocess.run([sys.executable, "-m", "autonomy.cli", "sitl", "serve", "--autopilot", "ardupilot",
-                            "--tcp-port", str(busy)], capture_output=True, text=True, timeout=30)
+                            "--tcp-port", str(busy)], check=False, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "cannot listen" in r.stderr
