@@ -62,6 +62,17 @@ def _yaw_of(q: np.ndarray) -> float:
     return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
+def _heading_of(q: np.ndarray) -> float:
+    """Heading of the horizontal reference axis x_c used by :func:`attitude_for_thrust` (PX4 convention):
+    x_c is horizontal and perpendicular to body y, so it is consistent with the commanded yaw even when the
+    thrust is tilted sideways (ZYX Euler yaw is not: slewing from it drifts the heading under lateral tilt)."""
+    w, x, y, z = q
+    yb_n, yb_e = 2 * (x * y - w * z), 1 - 2 * (x * x + z * z)  # body y axis in NED, north/east parts
+    if math.hypot(yb_n, yb_e) < 1e-6:
+        return _yaw_of(q)
+    return math.atan2(-yb_n, yb_e)
+
+
 def attitude_for_thrust(thrust_dir_ned: np.ndarray, yaw_rad: float) -> np.ndarray:
     """Quaternion whose body -z axis points along ``thrust_dir_ned`` (unit) with the given heading."""
     z_b = -thrust_dir_ned / np.linalg.norm(thrust_dir_ned)
@@ -159,7 +170,7 @@ def step(
         raise ValueError("dt_s must be positive")
     wind = np.zeros(3) if wind_ned_mps is None else np.asarray(wind_ned_mps, dtype=np.float64)
     q = s.q_body_to_ned
-    yaw_now = _yaw_of(q)
+    yaw_now = _heading_of(q)
     if not armed:
         acc_ach = np.zeros(3) if s.on_ground else _G_NED.copy()
         thrust_target = 0.0

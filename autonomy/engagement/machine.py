@@ -1,0 +1,596 @@
+"""Engagement state machine: cue -> midcourse -> acquisition -> track -> authorization -> terminal homing.
+
+::
+
+    IDLE -> MIDCOURSE -> ACQUIRE -> TRACK -> AWAIT_AUTHORIZATION -> TERMINAL -> DONE
+                                       \\________(authorized)________/      \\-> MISS -> REATTACK -> TERMINAL
+    any active state -> ABORT -> HOLD -> RTL           (ABORT always wins; RETURN -> RTL)
+
+Inputs arrive as the shared value types (``autonomy.types``): the ground cue (:class:`TargetCue`, decoded by
+the MAVLink bridge from FOLLOW_TARGET / ADSB_VEHICLE, see ``autonomy/mavlink/``), camera tracks
+(:class:`TargetTrack`), and operator commands (:class:`OperatorCommand`, decoded from COMMAND_LONG
+MAV_CMD_USER_1 addressed to our component and ACKed by the bridge; ``signed`` says whether the frame was
+signed). Each :meth:`EngagementMachine.step` returns an :class:`EngagementOutput`: a set-point (or a brake /
+RTL request), the state, and the reasons of the transitions taken in that step. Every transition, and every
+refused command, is appended to :attr:`EngagementMachine.decisions` as a :class:`DecisionRecord`.
+
+Authorization is bound to one track: the operator names the camera track id, or the ground track id of the
+cue the camera track was handed over from (the engagement associates them when the track's line of sight
+agrees with the cue). It expires after ``min(valid_for_s, max_authorization_s)``. DENY withdraws it.
+
+The machine holds state; every computation it does is a pure function from :mod:`autonomy.guidance` or
+:mod:`autonomy.engagement.gates`. Time comes in with each step (``t_s``); there is no clock inside.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autonomy.camera.model import Camera
+from autonomy.engagement import gates
+from autonomy.engagement.config import EngagementConfig
+from autonomy.guidance import laws
+from autonomy.guidance.setpoint import brake_setpoint, to_setpoint
+from autonomy.types import (
+    Autopilot, OperatorCommand, OperatorCommandKind, Setpoint, TargetCue, TargetTrack, TrackStatus, VehicleState,
+)
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    MIDCOURSE = "midcourse"
+    ACQUIRE = "acquire"
+    TRACK = "track"
+    AWAIT_AUTHORIZATION = "await_authorization"
+    TERMINAL = "terminal"
+    MISS = "miss"
+    REATTACK = "reattack"
+    DONE = "done"
+    ABORT = "abort"
+    HOLD = "hold"
+    RTL = "rtl"
+
+
+FINAL_STATES = frozenset({State.ABORT, State.HOLD, State.RTL, State.DONE})
+CAMERA_STATES = frozenset({State.ACQUIRE, State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL, State.REATTACK})
+
+
+class Reason(enum.Enum):
+    CUE_RECEIVED = "cue_received"
+    CUE_IN_SENSOR_RANGE = "cue_in_sensor_range"
+    CUE_OUT_OF_SENSOR_RANGE = "cue_out_of_sensor_range"
+    CUE_LOST = "cue_lost"
+    TRACK_CONFIRMED = "track_confirmed"
+    AUTHORIZATION_REQUIRED = "authorization_required"
+    AUTHORIZED = "authorized"
+    AUTHORIZATION_EXPIRED = "authorization_expired"
+    DENIED = "denied"
+    NO_ENGAGE_ZONE = "no_engage_zone"
+    TARGET_NOT_AERIAL = "target_not_aerial"
+    CONFUSER_CLASS = "confuser_class"
+    TRACK_LOST = "track_lost"
+    PASSED_TARGET = "passed_target"
+    REATTACK_STARTED = "reattack_started"
+    REATTACK_READY = "reattack_ready"
+    REATTACK_LIMIT = "reattack_limit"
+    IMPACT = "impact"
+    OPERATOR_ABORT = "operator_abort"
+    OPERATOR_RETURN = "operator_return"
+    GEOFENCE = "geofence"
+    MAX_ENGAGEMENT_TIME = "max_engagement_time"
+    LINK_LOST = "link_lost"
+    PIPELINE_STALL = "pipeline_stall"
+    BRAKING = "braking"
+    HOLD_TIMEOUT = "hold_timeout"
+    UNSIGNED_COMMAND_REFUSED = "unsigned_command_refused"
+    TRACK_REASSOCIATED = "track_reassociated"
+    COMMAND_IGNORED = "command_ignored"
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One logged decision: a transition (``from_state != to_state``) or a refused/ignored command."""
+
+    t_s: float
+    from_state: State
+    to_state: State
+    reason: Reason
+    details: str = ""
+
+
+@dataclass(frozen=True)
+class EngagementInput:
+    """Everything one step needs. ``cue`` is the latest ground report (may be old; its ``t_s`` says when);
+    ``tracks`` the tracker's output for the latest frame; ``commands`` the operator commands received since
+    the last step; ``last_link_rx_t_s`` when the ground link was last heard; ``last_frame_t_s`` when the
+    perception pipeline last delivered a frame; ``impact`` an impact detection (IMU shock / simulator)."""
+
+    t_s: float
+    vehicle: VehicleState
+    cue: TargetCue | None = None
+    tracks: tuple[TargetTrack, ...] = ()
+    commands: tuple[OperatorCommand, ...] = ()
+    last_link_rx_t_s: float | None = None
+    last_frame_t_s: float | None = None
+    impact: bool = False
+
+
+@dataclass(frozen=True)
+class EngagementOutput:
+    t_s: float
+    state: State
+    setpoint: Setpoint | None
+    brake: bool = False
+    rtl: bool = False
+    reasons: tuple[Reason, ...] = ()
+    engaged_track_id: int | None = None
+    acc_cmd_ned_mps2: np.ndarray | None = None
+    aim_ned_m: np.ndarray | None = None
+
+
+@dataclass
+class _Authorization:
+    track_id: int
+    expires_t_s: float
+
+
+@dataclass
+class _Target:
+    """Best current estimate of the engaged target (NED, our frame)."""
+
+    pos_ned_m: np.ndarray | None = None
+    vel_ned_mps: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    acc_ned_mps2: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    t_s: float = -math.inf
+
+
+class EngagementMachine:
+    """See the module docstring. ``camera`` gives the field of view kept during terminal homing."""
+
+    def __init__(self, config: EngagementConfig, camera: Camera | None = None,
+                 autopilot: Autopilot = Autopilot.PX4) -> None:
+        self.cfg = config
+        self.camera = camera if camera is not None else Camera.default()
+        self.autopilot = autopilot
+        self.state = State.IDLE
+        self.decisions: list[DecisionRecord] = []
+        self._auth: dict[int, _Authorization] = {}
+        self._t_start: float | None = None
+        self._t_state: float = 0.0
+        self._track_id: int | None = None
+        self._track_last_t: float = -math.inf
+        self._last_track: TargetTrack | None = None
+        self._cue_id: int | None = None
+        self._cue_hist: list[TargetCue] = []
+        self._reattacks = 0
+        self._min_range_m = math.inf
+        self._tgt = _Target()
+        self._reasons: list[Reason] = []
+        self._blocked_note: Reason | None = None
+        self._vel_hist: list[tuple[float, np.ndarray]] = []
+
+    # ----------------------------------------------------------------------------------------- helpers
+    def _go(self, t_s: float, to: State, reason: Reason, details: str = "") -> None:
+        self.decisions.append(DecisionRecord(t_s, self.state, to, reason, details))
+        self._reasons.append(reason)
+        self.state = to
+        self._t_state = t_s
+
+    def _note(self, t_s: float, reason: Reason, details: str = "") -> None:
+        self.decisions.append(DecisionRecord(t_s, self.state, self.state, reason, details))
+        self._reasons.append(reason)
+
+    def authorized(self, t_s: float, track_id: int | None = None) -> bool:
+        """Is the (given or engaged) camera track, or the cue it was handed over from, authorized now?"""
+        tid = self._track_id if track_id is None else track_id
+        for key in (tid, self._cue_id):
+            a = self._auth.get(key) if key is not None else None
+            if a is not None and t_s <= a.expires_t_s:
+                return True
+        return False
+
+    # ----------------------------------------------------------------------------------------- commands
+    def _commands(self, t_s: float, cmds: tuple[OperatorCommand, ...]) -> None:
+        accepted = []
+        for c in cmds:
+            if self.cfg.require_signed_commands and not c.signed:
+                self._note(t_s, Reason.UNSIGNED_COMMAND_REFUSED,
+                           f"{c.kind.value} from {c.source_sysid}/{c.source_compid} not signed")
+                continue
+            accepted.append(c)
+        # ABORT always wins, whatever else arrived in the same batch
+        if any(c.kind is OperatorCommandKind.ABORT for c in accepted):
+            self._auth.clear()
+            if self.state not in (State.ABORT, State.HOLD, State.RTL):
+                self._go(t_s, State.ABORT, Reason.OPERATOR_ABORT)
+            return
+        for c in accepted:
+            if c.kind is OperatorCommandKind.RETURN:
+                self._auth.clear()
+                if self.state is not State.RTL:
+                    self._go(t_s, State.RTL, Reason.OPERATOR_RETURN)
+            elif c.kind is OperatorCommandKind.AUTHORIZE:
+                if c.track_id is None:
+                    self._note(t_s, Reason.COMMAND_IGNORED, "authorize without a track id")
+                    continue
+                valid = min(max(c.valid_for_s, 0.0), self.cfg.max_authorization_s)
+                self._auth[c.track_id] = _Authorization(c.track_id, c.t_s + valid)
+            elif c.kind is OperatorCommandKind.DENY:
+                if c.track_id is None:
+                    self._auth.clear()
+                else:
+                    self._auth.pop(c.track_id, None)
+                if self.state is State.TERMINAL and not self.authorized(t_s):
+                    self._go(t_s, State.AWAIT_AUTHORIZATION, Reason.DENIED, f"track {c.track_id}")
+
+    # ----------------------------------------------------------------------------------------- estimates
+    def _update_cue(self, cue: TargetCue | None) -> None:
+        if cue is None:
+            return
+        if self._cue_id is None or (cue.target_id == self._cue_id and cue.t_s > self._cue_hist[-1].t_s):
+            if self._cue_hist and cue.target_id == self._cue_id:
+                prev = self._cue_hist[-1]
+                dt = cue.t_s - prev.t_s
+                if dt > 0.05:
+                    a_raw = (np.asarray(cue.vel_ned_mps) - np.asarray(prev.vel_ned_mps)) / dt
+                    self._tgt.acc_ned_mps2 = 0.7 * self._tgt.acc_ned_mps2 + 0.3 * np.clip(a_raw, -15, 15)
+            self._cue_id = cue.target_id
+            self._cue_hist = (self._cue_hist + [cue])[-5:]
+
+    def _cue(self) -> TargetCue | None:
+        return self._cue_hist[-1] if self._cue_hist else None
+
+    def _cue_fresh(self, t_s: float) -> bool:
+        c = self._cue()
+        return c is not None and t_s - c.t_s <= self.cfg.cue_timeout_s
+
+    def _cue_pos(self, t_s: float) -> np.ndarray | None:
+        c = self._cue()
+        if c is None:
+            return None
+        return np.asarray(c.pos_ned_m, dtype=np.float64) + np.asarray(c.vel_ned_mps) * (t_s - c.t_s)
+
+    def _track_range(self, tr: TargetTrack, own_pos: np.ndarray, t_s: float) -> float | None:
+        if tr.range_m is not None and math.isfinite(tr.range_m):
+            return float(tr.range_m)
+        size = self.cfg.size_of(tr.class_name)
+        r = laws.range_from_angular_size(size, tr.angular_size_rad) if size else None
+        if r is not None:
+            return r
+        cp = self._cue_pos(t_s)
+        return float(np.linalg.norm(cp - own_pos)) if cp is not None else None
+
+    def _los_now(self, tr: TargetTrack, t_s: float) -> np.ndarray:
+        """Track LOS propagated to ``t_s`` with its rate (latency compensation)."""
+        los = np.asarray(tr.los_ned, dtype=np.float64) + np.asarray(tr.los_rate_ned_radps) * max(t_s - tr.t_s, 0.0)
+        return los / np.linalg.norm(los)
+
+    def _candidate(self, tracks, own_pos: np.ndarray, t_s: float) -> tuple[TargetTrack | None, Reason | None]:
+        """The confirmed, engageable track that agrees with the cue (closest to the cue direction)."""
+        cue_pos = self._cue_pos(t_s)
+        best, best_ang, refused = None, math.inf, None
+        for tr in tracks:
+            if tr.status is not TrackStatus.CONFIRMED:
+                continue
+            if tr.class_name in self.cfg.confuser_classes:
+                refused = Reason.CONFUSER_CLASS
+                continue
+            if tr.class_name not in self.cfg.engageable_classes:
+                continue
+            ang = 0.0
+            if cue_pos is not None:
+                d = cue_pos - own_pos
+                rng = float(np.linalg.norm(d))
+                c = self._cue()
+                gate = self.cfg.cue_gate_rad + (3.0 * c.pos_std_m / rng if rng > 1.0 else math.pi)
+                ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / max(rng, 1e-9))))
+                if ang > gate:
+                    continue
+            if ang < best_ang:
+                best, best_ang = tr, ang
+        return best, refused
+
+    def _reassociate(self, tracks, own_pos: np.ndarray, t_s: float) -> TargetTrack | None:
+        d = self._tgt.pos_ned_m - own_pos
+        rng = float(np.linalg.norm(d))
+        if rng < 1.0:
+            return None
+        gate = self.cfg.cue_gate_rad + 3.0 * 5.0 / rng
+        best, best_ang = None, math.inf
+        for tr in tracks:
+            if tr.status is not TrackStatus.CONFIRMED or tr.class_name not in self.cfg.engageable_classes:
+                continue
+            ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / rng)))
+            if ang < gate and ang < best_ang:
+                best, best_ang = tr, ang
+        return best
+
+    def _engaged_track(self, tracks) -> TargetTrack | None:
+        for tr in tracks:
+            if tr.track_id == self._track_id and tr.status is not TrackStatus.DELETED:
+                return tr
+        return None
+
+    def _update_target(self, t_s: float, own_pos: np.ndarray, tr: TargetTrack | None) -> None:
+        c = self._cue()
+        if c is not None:
+            self._tgt.vel_ned_mps = np.asarray(c.vel_ned_mps, dtype=np.float64)
+        if tr is not None:
+            r = self._track_range(tr, own_pos, t_s)
+            if r is not None:
+                self._tgt.pos_ned_m = own_pos + self._los_now(tr, t_s) * r
+                self._tgt.t_s = t_s
+                return
+        cp = self._cue_pos(t_s)
+        if cp is not None:
+            self._tgt.pos_ned_m = cp
+            self._tgt.t_s = t_s
+
+    # ----------------------------------------------------------------------------------------- step
+    def step(self, inp: EngagementInput) -> EngagementOutput:
+        t = float(inp.t_s)
+        self._reasons = []
+        veh = inp.vehicle
+        pos = np.asarray(veh.pos_ned_m, dtype=np.float64)
+        vel = np.asarray(veh.vel_ned_mps, dtype=np.float64)
+        self._vel_hist = (self._vel_hist + [(t, vel.copy())])[-30:]
+        self._commands(t, inp.commands)
+        self._update_cue(inp.cue)
+        # --- final states: ABORT -> HOLD -> RTL
+        if self.state is State.ABORT:
+            self._go(t, State.HOLD, Reason.BRAKING)
+        if self.state is State.HOLD and t - self._t_state >= self.cfg.hold_before_rtl_s:
+            self._go(t, State.RTL, Reason.HOLD_TIMEOUT)
+        if self.state in FINAL_STATES:
+            return self._final_output(t)
+        if self.state is State.IDLE:
+            if inp.cue is not None and self._cue_fresh(t):
+                self._t_start = t
+                self._go(t, State.MIDCOURSE, Reason.CUE_RECEIVED, f"ground track {self._cue_id}")
+            else:
+                return EngagementOutput(t, self.state, None, reasons=tuple(self._reasons))
+        # --- watchdogs and gates that abort from anywhere
+        if not gates.watchdog_clear(t, inp.last_link_rx_t_s, self.cfg.link_lost_s):
+            self._go(t, State.ABORT, Reason.LINK_LOST, f"last heard {inp.last_link_rx_t_s}")
+        elif self.state in CAMERA_STATES and not gates.watchdog_clear(t, inp.last_frame_t_s, self.cfg.pipeline_stall_s):
+            self._go(t, State.ABORT, Reason.PIPELINE_STALL, f"last frame {inp.last_frame_t_s}")
+        elif t - (self._t_start if self._t_start is not None else t) > self.cfg.max_engagement_s:
+            self._go(t, State.ABORT, Reason.MAX_ENGAGEMENT_TIME)
+        elif not gates.geofence_clear(pos, vel, self.cfg.geofence, self.cfg.fence_brake_accel_mps2):
+            self._go(t, State.ABORT, Reason.GEOFENCE, "vehicle or its stopping point outside the fence")
+        if self.state in FINAL_STATES:
+            return self._final_output(t)
+        if inp.impact and self.state is State.TERMINAL:
+            self._go(t, State.DONE, Reason.IMPACT)
+            return self._final_output(t)
+
+        tr = self._engaged_track(inp.tracks) if self._track_id is not None else None
+        if tr is not None:
+            if tr.class_name in self.cfg.confuser_classes:
+                self._go(t, State.ACQUIRE, Reason.CONFUSER_CLASS, f"track {tr.track_id} is a {tr.class_name}")
+                self._track_id, tr = None, None
+            else:
+                self._track_last_t = t
+                self._last_track = tr
+        # --- the tracker may re-number a target it lost for a few frames: re-associate by direction
+        if tr is None and self._track_id is not None and self._tgt.pos_ned_m is not None and self.state in (
+                State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL, State.REATTACK):
+            cand = self._reassociate(inp.tracks, pos, t)
+            if cand is not None:
+                self._note(t, Reason.TRACK_REASSOCIATED, f"track {self._track_id} -> {cand.track_id}")
+                self._track_id, tr = cand.track_id, cand
+                self._track_last_t = t
+                self._last_track = cand
+        # --- track loss: hand back to the cue, or abort
+        if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL) and tr is None \
+                and t - self._track_last_t > self.cfg.track_lost_s:
+            self._track_id = None
+            if self._cue_fresh(t):
+                self._go(t, State.MIDCOURSE, Reason.TRACK_LOST, "handover back to the cue")
+            else:
+                self._go(t, State.ABORT, Reason.TRACK_LOST, "no fresh cue")
+                return self._final_output(t)
+        if self.state in (State.MIDCOURSE, State.ACQUIRE) and not self._cue_fresh(t):
+            self._go(t, State.ABORT, Reason.CUE_LOST)
+            return self._final_output(t)
+        self._update_target(t, pos, tr if tr is not None else None)
+        tgt_pos = self._tgt.pos_ned_m
+        rng = float(np.linalg.norm(tgt_pos - pos)) if tgt_pos is not None else math.inf
+
+        # --- transitions between active states
+        if self.state is State.MIDCOURSE and rng < self.cfg.acquire_range_m:
+            self._go(t, State.ACQUIRE, Reason.CUE_IN_SENSOR_RANGE, f"range {rng:.0f} m")
+        if self.state is State.ACQUIRE:
+            if rng > 1.3 * self.cfg.acquire_range_m:
+                self._go(t, State.MIDCOURSE, Reason.CUE_OUT_OF_SENSOR_RANGE, f"range {rng:.0f} m")
+            else:
+                cand, refused = self._candidate(inp.tracks, pos, t)
+                if cand is not None:
+                    self._track_id, tr = cand.track_id, cand
+                    self._track_last_t = t
+                    self._last_track = cand
+                    self._update_target(t, pos, tr)
+                    self._go(t, State.TRACK, Reason.TRACK_CONFIRMED,
+                             f"track {cand.track_id} ({cand.class_name}) agrees with ground track {self._cue_id}")
+                elif refused is not None and self._blocked_note is not refused:
+                    self._note(t, refused, "confuser track ignored")
+                    self._blocked_note = refused
+        pip, t_go = self._pip(pos, t)
+        blocked = self._engage_blocked(pos, pip)
+        if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION):
+            if self.authorized(t) and blocked is None:
+                self._min_range_m = math.inf
+                self._go(t, State.TERMINAL, Reason.AUTHORIZED, f"track {self._track_id}")
+            elif self.state is State.TRACK:
+                why = Reason.AUTHORIZATION_REQUIRED if blocked is None else blocked[0]
+                self._go(t, State.AWAIT_AUTHORIZATION, why, "" if blocked is None else blocked[1])
+            elif blocked is not None and self._blocked_note is not blocked[0]:
+                self._note(t, blocked[0], blocked[1])
+                self._blocked_note = blocked[0]
+        elif self.state is State.TERMINAL:
+            if not self.authorized(t):
+                self._go(t, State.AWAIT_AUTHORIZATION, Reason.AUTHORIZATION_EXPIRED, f"track {self._track_id}")
+            elif blocked is not None:
+                self._go(t, State.AWAIT_AUTHORIZATION, blocked[0], blocked[1])
+            else:
+                closing = self._closing(pos, vel, t)
+                self._min_range_m = min(self._min_range_m, rng)
+                if rng < self.cfg.miss_range_m and closing < 0.0:
+                    self._go(t, State.MISS, Reason.PASSED_TARGET, f"closest estimate {self._min_range_m:.1f} m")
+        if self.state is State.MISS:
+            if self._reattacks < self.cfg.max_reattacks:
+                self._reattacks += 1
+                self._go(t, State.REATTACK, Reason.REATTACK_STARTED, f"attempt {self._reattacks}")
+            else:
+                self._go(t, State.ABORT, Reason.REATTACK_LIMIT)
+                return self._final_output(t)
+        if self.state is State.REATTACK:
+            if tr is None and t - self._track_last_t > self.cfg.track_lost_s and not self._cue_fresh(t):
+                self._go(t, State.ABORT, Reason.TRACK_LOST, "lost during re-attack")
+                return self._final_output(t)
+            if tr is not None and self._closing(pos, vel, t) > 5.0 and rng > 2.0 * self.cfg.miss_range_m \
+                    and self.authorized(t) and blocked is None:
+                self._min_range_m = math.inf
+                self._go(t, State.TERMINAL, Reason.REATTACK_READY)
+        return self._command(t, veh, pos, vel, tr, pip, rng)
+
+    # ----------------------------------------------------------------------------------------- gates
+    def _engage_blocked(self, pos: np.ndarray, pip: np.ndarray | None) -> tuple[Reason, str] | None:
+        ok, why = gates.no_engage_clear(pos, pip, self.cfg.no_engage_zones)
+        if not ok:
+            return Reason.NO_ENGAGE_ZONE, why
+        tp = self._tgt.pos_ned_m
+        if tp is not None and -float(tp[2]) < self.cfg.min_target_altitude_m:
+            return Reason.TARGET_NOT_AERIAL, f"target altitude {-float(tp[2]):.0f} m"
+        return None
+
+    def _pip(self, pos: np.ndarray, t_s: float) -> tuple[np.ndarray | None, float]:
+        if self._tgt.pos_ned_m is None:
+            return None, math.inf
+        return laws.predicted_intercept_point(pos, self._tgt.pos_ned_m, self._tgt.vel_ned_mps, self.cfg.max_speed_mps)
+
+    def _closing(self, pos: np.ndarray, vel: np.ndarray, t_s: float) -> float:
+        if self._tgt.pos_ned_m is None:
+            return 0.0
+        return laws.closing_speed(laws._unit(self._tgt.pos_ned_m - pos), vel, self._tgt.vel_ned_mps)
+
+    # ----------------------------------------------------------------------------------------- outputs
+    def _final_output(self, t_s: float) -> EngagementOutput:
+        s = self.state
+        rtl = s in (State.RTL, State.DONE)
+        sp = None if rtl else brake_setpoint(t_s)
+        return EngagementOutput(t_s, s, sp, brake=not rtl, rtl=rtl, reasons=tuple(self._reasons),
+                                engaged_track_id=self._track_id)
+
+    def _own_vel_at(self, t_s: float, default: np.ndarray) -> np.ndarray:
+        hist = self._vel_hist
+        for i in range(len(hist) - 1, 0, -1):
+            t1, v1 = hist[i]
+            t0, v0 = hist[i - 1]
+            if t0 <= t_s <= t1:
+                f = (t_s - t0) / (t1 - t0) if t1 > t0 else 0.0
+                return v0 + f * (v1 - v0)
+        return hist[0][1] if hist and t_s < hist[0][0] else default
+
+    def _los_and_rate_now(self, tr: TargetTrack, t_s: float, pos: np.ndarray, vel: np.ndarray):
+        """LOS and LOS rate brought forward from the frame's capture time to ``t_s`` (latency compensation).
+
+        With a range estimate R, the measured rate gives the relative velocity across the LOS at capture
+        (``v_perp = R * rate``); our own velocity change since then is known from the vehicle history, the
+        target's is assumed zero over the latency. Without a range, the LOS is propagated with the old rate.
+        """
+        los_c = np.asarray(tr.los_ned, dtype=np.float64)
+        rate_c = np.asarray(tr.los_rate_ned_radps, dtype=np.float64)
+        lat = max(t_s - tr.t_s, 0.0)
+        r_m = self._track_range(tr, pos, t_s)
+        if r_m is None or r_m < 1.0 or lat > 0.5:
+            return self._los_now(tr, t_s), rate_c
+        v_own_c = self._own_vel_at(tr.t_s, vel)
+        v_rad = float((self._tgt.vel_ned_mps - v_own_c) @ los_c)
+        v_rel_c = rate_c * r_m + v_rad * los_c
+        r_now = los_c * r_m + v_rel_c * lat - 0.5 * (vel - v_own_c) * lat
+        v_rel_now = v_rel_c - (vel - v_own_c)
+        rn = float(np.linalg.norm(r_now))
+        if rn < 0.5:
+            return self._los_now(tr, t_s), rate_c
+        los = r_now / rn
+        rate = (v_rel_now - (v_rel_now @ los) * los) / rn
+        return los, rate
+
+    def _fov_keep(self, acc: np.ndarray, vel: np.ndarray, los: np.ndarray) -> np.ndarray:
+        return laws.fov_keep(acc, vel, los, self.cfg.drag_per_m, self.camera.mount.tilt_up_rad,
+                             self.camera.intrinsics.vfov_rad, self.cfg.fov_margin_rad)
+
+    def _speed_band(self, los: np.ndarray | None) -> tuple[float, float]:
+        cfg = self.cfg
+        if not cfg.fov_keep or los is None:
+            return 0.0, cfg.max_speed_mps
+        lo, hi = laws.fov_speed_band(los, cfg.drag_per_m, self.camera.mount.tilt_up_rad,
+                                     self.camera.intrinsics.vfov_rad, cfg.fov_margin_rad)
+        return min(lo, cfg.max_speed_mps), min(hi, cfg.max_speed_mps)
+
+    def _command(self, t_s, veh, pos, vel, tr, pip, rng) -> EngagementOutput:
+        cfg = self.cfg
+        acc, aim, yaw = np.zeros(3), None, None
+        speed = float(np.linalg.norm(vel))
+        drag_ff = cfg.drag_per_m * speed * vel  # the autopilot does not know our drag: feed it forward
+        if self.state is State.TERMINAL and (tr is not None or self._last_track is not None):
+            trk = tr if tr is not None else self._last_track
+            los, rate = self._los_and_rate_now(trk, t_s, pos, vel)
+            vc = max(laws.closing_speed(los, vel, self._tgt.vel_ned_mps), 10.0)
+            lo, hi = self._speed_band(los)
+            v_target = min(max(cfg.terminal_speed_mps, lo), hi) if hi > 0.0 else cfg.terminal_speed_mps
+            if cfg.law == "pure_pursuit":
+                acc = laws.pure_pursuit(los, vel, v_target, cfg.speed_gain_per_s) + drag_ff
+            else:
+                if cfg.law == "true_pn":
+                    a_pn = laws.true_pn(los, rate, vc, cfg.nav_gain)
+                elif cfg.law == "pure_pn":
+                    a_pn = laws.pure_pn(los, rate, vel, cfg.nav_gain)
+                else:
+                    a_pn = laws.augmented_pn(los, rate, vc, self._tgt.acc_ned_mps2, cfg.nav_gain)
+                vhat = vel / speed if speed > 1.0 else los
+                a_speed = cfg.speed_gain_per_s * (v_target - speed) * vhat + drag_ff
+                # speed control may not undo the homing: keep only its part along the LOS
+                a_speed = float(a_speed @ los) * los
+                acc = a_pn + a_speed
+            acc = laws.saturate(acc, cfg.max_accel_mps2, priority_dir_ned=los)
+            if cfg.fov_clamp_accel:
+                acc = self._fov_keep(acc, vel, los)
+            yaw = laws.heading_to(los)
+        elif pip is not None:
+            aim = pip.copy()
+            d = pip - pos
+            horiz = math.hypot(d[0], d[1])
+            if cfg.approach_above_rad > 0.0:  # optional glide slope onto the target from above
+                aim[2] -= min(math.tan(cfg.approach_above_rad) * horiz, cfg.approach_above_max_m)
+            aim[2] = min(max(aim[2], -cfg.geofence.max_altitude_m + 50.0), -cfg.min_altitude_m)
+            los_t = laws._unit(self._tgt.pos_ned_m - pos) if self._tgt.pos_ned_m is not None else None
+            v_max = cfg.max_speed_mps
+            if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) and los_t is not None:
+                v_max = max(self._speed_band(los_t)[1], 5.0)
+            v_sp, _ = laws.velocity_to_point(pos, vel, aim, v_max, cfg.speed_gain_per_s)
+            if los_t is not None and (self.state in (State.AWAIT_AUTHORIZATION, State.TRACK)
+                                      or not self.authorized(t_s)):
+                # shadow: approach no closer than the stand-off (closing speed limited by braking distance)
+                room = max(rng - cfg.standoff_m, 0.0)
+                v_close_max = float(self._tgt.vel_ned_mps @ los_t) + math.sqrt(cfg.max_accel_mps2 * room)
+                v_along = float(v_sp @ los_t)
+                if v_along > v_close_max:
+                    v_sp = v_sp + (v_close_max - v_along) * los_t
+            acc = laws.saturate(cfg.speed_gain_per_s * (v_sp - vel) + drag_ff, cfg.max_accel_mps2)
+            if los_t is not None and self.state in CAMERA_STATES:
+                yaw = laws.heading_to(los_t)
+                if cfg.fov_clamp_accel:
+                    acc = self._fov_keep(acc, vel, los_t)
+            else:
+                yaw = laws.heading_to(d) if horiz > 1.0 else None
+        acc = laws.altitude_floor(acc, pos, vel, -cfg.min_altitude_m, cfg.max_accel_mps2)
+        acc = laws.saturate(acc, cfg.max_accel_mps2)
+        sp = to_setpoint(t_s, acc, vel, self.autopilot, cfg.max_speed_mps, yaw_rad=yaw)
+        return EngagementOutput(t_s, self.state, sp, reasons=tuple(self._reasons),
+                                engaged_track_id=self._track_id, acc_cmd_ned_mps2=acc, aim_ned_m=aim)
