@@ -143,6 +143,7 @@ class Bridge:
         self._expected_mode: str | None = None
         self._engaged_confirmed = False
         self._statustext_id = 0
+        self._engage_pending = False   # ArduPilot: engaged, streaming starts with the first setpoint
         self.step_errors = 0
 
     # ================================================================ lifecycle
@@ -539,8 +540,6 @@ class Bridge:
                     and self._engage_pending:
                 st.start()
                 self._set_control(Control.ENGAGED, self.clock.now_s(), "first setpoint: streaming")
-
-    _engage_pending = False
 
     def engage(self, initial: Setpoint | None = None, timeout_s: float = 5.0) -> None:
         """Put the vehicle under our setpoints.

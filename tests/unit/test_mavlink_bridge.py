@@ -420,6 +420,8 @@ def test_unreachable_port_missing_device_and_silence_give_clear_errors(tmp_path)
         Link(LinkConfig("serial:/dev/ttyDOESNOTEXIST:57600"))
     with pytest.raises(LinkError, match="does not exist"):
         Link(LinkConfig("/dev/ttyUSB_nope"))
+    with pytest.raises(LinkError, match="serial"):   # exists but is no serial port (or pyserial is missing)
+        Link(LinkConfig("/dev/null"))
     with pytest.raises(LinkError, match="does not exist"):
         Link(LinkConfig(f"file:{tmp_path / 'none.tlog'}"))
     with pytest.raises(LinkError, match="32 bytes"):
