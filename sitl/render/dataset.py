@@ -13,7 +13,8 @@ wing), ~30% distractors (bird, airliner, helicopter); object size drawn log-unif
 objects and 40-300 px for the rest; the camera looks between 10 deg below and 35 deg above the horizon
 with random roll, at 2-300 m altitude; ~20% grey IR-like scenes.
 
-CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512] [--workers K]``
+CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512] [--workers K]
+[--empty-fraction F] [--ir-fraction F] [--distractor-fraction F] [--small-fraction F]``
 (same output for any K; ~10 images/s per core at 640x512).
 """
 
@@ -84,16 +85,33 @@ def random_camera(rng: np.random.Generator, image_size: tuple[int, int]) -> Came
     return Camera(intr, CameraMount(tilt_up_rad=0.0), 30.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class DatasetMix:
+    """What a training set contains (fractions in 0..1)."""
+
+    empty_fraction: float = 0.1  # frames drawn with no object
+    ir_fraction: float = 0.2  # grey thermal-like scenes
+    distractor_fraction: float = 0.3  # objects that are birds, airliners, helicopters
+    small_fraction: float = 0.8  # objects drawn 4-40 px (the rest 40-300 px)
+    max_targets: int = 4
+
+    def __post_init__(self) -> None:
+        fr = (self.empty_fraction, self.ir_fraction, self.distractor_fraction, self.small_fraction)
+        if not all(0.0 <= f <= 1.0 for f in fr) or not 1 <= self.max_targets <= 4:
+            raise RenderError("mix fractions must be in [0, 1] and max_targets in 1..4")
+
+
 def random_target(rng: np.random.Generator, camera: Camera, cam_pos: np.ndarray, q_cam: np.ndarray,
-                  kind: str | None = None, min_alt_m: float = 2.0) -> RenderTarget | None:
+                  kind: str | None = None, min_alt_m: float = 2.0, distractor_fraction: float = 0.3,
+                  small_fraction: float = 0.8) -> RenderTarget | None:
     """A target of ``kind`` (random if None) placed on a random pixel at the range that gives it a
     drawn pixel size (mostly 4-40 px). None if no placement above the ground was found."""
     if kind is None:
-        kind = _pick(rng, _DRONE_WEIGHTS) if rng.random() < 0.7 else _pick(rng, _DISTRACTOR_WEIGHTS)
+        kind = _pick(rng, _DISTRACTOR_WEIGHTS) if rng.random() < distractor_fraction else _pick(rng, _DRONE_WEIGHTS)
     intr = camera.intrinsics
     scale = float(rng.uniform(0.8, 1.25)) if kind != "bird" else float(rng.uniform(0.35, 1.6))
     size_m = NOMINAL_SIZE_M[kind] * scale
-    px = math.exp(rng.uniform(math.log(4.0), math.log(40.0))) if rng.random() < 0.8 else \
+    px = math.exp(rng.uniform(math.log(4.0), math.log(40.0))) if rng.random() < small_fraction else \
         math.exp(rng.uniform(math.log(40.0), math.log(300.0)))
     px = min(px, 0.9 * min(intr.width_px, intr.height_px))
     range_m = size_m * intr.fx_px / px
@@ -141,29 +159,31 @@ def yolo_lines(labels, width_px: int, height_px: int) -> list[str]:
 
 
 def render_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 512),
-                  empty_fraction: float = 0.1, ir_fraction: float = 0.2, max_targets: int = 4,
-                  cache: RenderCache | None = None, texture_pool: int = 24):
+                  mix: DatasetMix = DatasetMix(), cache: RenderCache | None = None, texture_pool: int = 24):
     """One random training sample: (RenderedFrame, targets, scene, camera). With a shared ``cache``,
     the procedural textures come from a pool of ``texture_pool`` seeds (everything else about the
     scene still varies continuously), which makes a sample several times cheaper."""
-    scene = random_scene(rng, ir_fraction=ir_fraction)
+    scene = random_scene(rng, ir_fraction=mix.ir_fraction)
     if cache is not None:
         scene = dataclasses.replace(scene, seed=int(rng.integers(0, texture_pool)))
     camera = random_camera(rng, image_size)
     cam_pos, q = random_view(rng)
-    n = 0 if rng.random() < empty_fraction else int(rng.choice(np.arange(1, max_targets + 1),
-                                                               p=[0.6, 0.2, 0.12, 0.08][:max_targets]))
-    targets = [t for t in (random_target(rng, camera, cam_pos, q) for _ in range(n)) if t is not None]
+    p_n = np.array([0.6, 0.2, 0.12, 0.08][:mix.max_targets])
+    n = 0 if rng.random() < mix.empty_fraction else int(rng.choice(np.arange(1, mix.max_targets + 1),
+                                                                   p=p_n / p_n.sum()))
+    targets = [random_target(rng, camera, cam_pos, q, distractor_fraction=mix.distractor_fraction,
+                             small_fraction=mix.small_fraction) for _ in range(n)]
+    targets = [t for t in targets if t is not None]
     renderer = Renderer(camera, scene, cache=cache)
     frame = renderer.render(cam_pos, q, targets, rng, t_s=float(rng.uniform(0, 10)))
     return frame, targets, scene, camera
 
 
-def _write_one(out: Path, i: int, base_seed: int, image_size, empty_fraction: float, ir_fraction: float,
-               jpeg_quality: int, cache: RenderCache) -> dict:
+def _write_one(out: Path, i: int, base_seed: int, image_size, mix: DatasetMix, jpeg_quality: int,
+               cache: RenderCache) -> dict:
     """Render and write image ``i`` (its own generator: results do not depend on the worker count)."""
     rng = np.random.default_rng([base_seed, i])
-    frame, targets, scene, camera = render_sample(rng, image_size, empty_fraction, ir_fraction, cache=cache)
+    frame, targets, scene, camera = render_sample(rng, image_size, mix, cache=cache)
     name = f"{i:06d}"
     cv2.imwrite(str(out / "images" / f"{name}.jpg"), frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     lines = yolo_lines(frame.labels, *image_size)
@@ -179,16 +199,15 @@ def _write_one(out: Path, i: int, base_seed: int, image_size, empty_fraction: fl
 
 
 def _worker(args) -> list[dict]:
-    out, indices, base_seed, image_size, empty_fraction, ir_fraction, jpeg_quality = args
+    out, indices, base_seed, image_size, mix, jpeg_quality = args
     cache = RenderCache(max_entries=96)
-    return [_write_one(out, i, base_seed, image_size, empty_fraction, ir_fraction, jpeg_quality, cache)
-            for i in indices]
+    return [_write_one(out, i, base_seed, image_size, mix, jpeg_quality, cache) for i in indices]
 
 
 def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
                  image_size: tuple[int, int] = (640, 512), empty_fraction: float = 0.1,
                  ir_fraction: float = 0.2, jpeg_quality: int = 92, progress: bool = False,
-                 workers: int = 1) -> dict:
+                 workers: int = 1, distractor_fraction: float = 0.3, small_fraction: float = 0.8) -> dict:
     """Write ``n_images`` renders with YOLO labels into ``out_dir`` (see module docstring).
 
     One seed is drawn from ``rng``; image ``i`` uses ``default_rng([seed, i])``, so the output is the
@@ -200,10 +219,11 @@ def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    mix = DatasetMix(empty_fraction, ir_fraction, distractor_fraction, small_fraction)
     base_seed = int(rng.integers(0, 2**62))
     chunk = 50
-    jobs = [(out, range(s, min(s + chunk, n_images)), base_seed, tuple(image_size), empty_fraction, ir_fraction,
-             jpeg_quality) for s in range(0, n_images, chunk)]
+    jobs = [(out, range(s, min(s + chunk, n_images)), base_seed, tuple(image_size), mix, jpeg_quality)
+            for s in range(0, n_images, chunk)]
     metas: list[dict] = []
     t0 = time.perf_counter()
 
@@ -216,8 +236,7 @@ def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
     if workers == 1:
         cache = RenderCache(max_entries=96)
         for i in range(n_images):
-            metas.append(_write_one(out, i, base_seed, tuple(image_size), empty_fraction, ir_fraction,
-                                    jpeg_quality, cache))
+            metas.append(_write_one(out, i, base_seed, tuple(image_size), mix, jpeg_quality, cache))
             if (i + 1) % 10 == 0 or i + 1 == n_images:
                 report()
     else:
@@ -251,10 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=512)
     ap.add_argument("--empty-fraction", type=float, default=0.1)
     ap.add_argument("--ir-fraction", type=float, default=0.2)
+    ap.add_argument("--distractor-fraction", type=float, default=0.3, help="share of objects that are not drones")
+    ap.add_argument("--small-fraction", type=float, default=0.8, help="share of objects drawn 4-40 px")
     ap.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     args = ap.parse_args(argv)
     stats = make_dataset(args.out, args.n, np.random.default_rng(args.seed), (args.width, args.height),
-                         args.empty_fraction, args.ir_fraction, progress=True, workers=args.workers)
+                         args.empty_fraction, args.ir_fraction, progress=True, workers=args.workers,
+                         distractor_fraction=args.distractor_fraction, small_fraction=args.small_fraction)
     print(json.dumps(stats))
     return 0
 
