@@ -39,6 +39,9 @@ class TrackingError(ValueError):
 class TrackerConfig:
     """Tracker parameters; times in seconds, angles in radians (units in the names).
 
+    Defaults were chosen by a small sweep on the evaluation sets of :mod:`autonomy.tracking.evaluate`
+    (noise model, gate, process noise, tentative penalty); re-tune for a new detector.
+
     ``q_ang`` is the spectral density of the white acceleration (CV, rad^2/s^3) or white jerk (CA,
     rad^2/s^5) of the line-of-sight tangent coordinates; ``q_logsize`` the same for ln(angular size).
     """
@@ -46,9 +49,9 @@ class TrackerConfig:
     motion_model: str = "cv"            # "cv" or "ca"
     capacity: int = 128                 # maximum simultaneous tracks
     sigma_centre_px: float = 1.0        # centre noise floor (1-sigma, px)
-    sigma_centre_frac: float = 0.06     # plus this fraction of the box diagonal
-    sigma_logsize: float = 0.15         # noise of ln(size)
-    q_ang: float = 0.05                 # rad^2/s^3 (CV) or rad^2/s^5 (CA)
+    sigma_centre_frac: float = 0.1      # plus this fraction of the box diagonal
+    sigma_logsize: float = 0.25         # noise of ln(size)
+    q_ang: float = 0.03                 # rad^2/s^3 (CV) or rad^2/s^5 (CA)
     q_logsize: float = 0.5              # 1/s^3 (CV) or 1/s^5 (CA)
     gate_chi2: float = 16.27            # 3-dof chi-square, p = 0.999
     confirm_hits: int = 3
@@ -62,7 +65,7 @@ class TrackerConfig:
     score_alpha: float = 0.3
     aspect_alpha: float = 0.2
     max_los_std_rad: float = 0.15
-    tentative_penalty: float = 4.0      # added to a tentative track's squared Mahalanobis costs
+    tentative_penalty: float = 8.0      # added to a tentative track's squared Mahalanobis costs
 
     def __post_init__(self) -> None:
         if self.motion_model not in ("cv", "ca"):
