@@ -1,0 +1,333 @@
+"""The onboard pipeline: one camera frame in, one setpoint out (DESIGN.md section 2).
+
+Per frame, in order (each stage timed by :class:`~autonomy.runtime.timing.StageTimer`):
+
+1. ``pose``: the vehicle attitude/position at the frame's *capture* time, interpolated from the bridge's
+   state history (``state_at``), falling back to the newest state when the history does not cover it.
+2. ``detect``: the detector on the whole frame, then ``roi``: re-detection at native resolution in a
+   window around each live track's predicted box (small distant targets survive the downscaling).
+3. ``track``: the tracker on the merged detections, with the capture-time attitude.
+4. ``engage``: the engagement machine (cue, operator commands, gates) and its guidance law.
+5. ``send``: the setpoint (or brake / RTL) handed to the vehicle link (the bridge's streamer).
+
+``latency`` is frame capture to setpoint handed over, on the pipeline's clock. The same object runs under a
+real clock (companion), a lockstep simulated clock (``sitl.world``) and a log clock (replay): only the
+clock, the frame source and the vehicle link differ. Newest frame wins: callers hand over the newest
+frame only (see :class:`autonomy.camera.sources.LiveCaptureSource`); :meth:`Pipeline.tick` keeps the
+engagement logic (and its pipeline-stall watchdog) running between frames.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from autonomy.camera.model import Camera
+from autonomy.engagement import EngagementInput, EngagementMachine, EngagementOutput, State
+from autonomy.guidance.setpoint import brake_setpoint
+from autonomy.runtime.timing import StageTimer
+from autonomy.types import Detections, OperatorCommand, Setpoint, TargetCue, TargetTrack, VehicleState
+
+
+class PipelineError(RuntimeError):
+    """The pipeline cannot run (missing vehicle state, bad frame)."""
+
+
+class VehicleLink(Protocol):
+    """What the pipeline needs from the vehicle (``autonomy.mavlink.Bridge`` implements it)."""
+
+    @property
+    def state(self) -> VehicleState | None: ...
+    def state_at(self, t_s: float) -> VehicleState | None: ...
+    def poll_cues(self) -> list[TargetCue]: ...
+    def poll_operator_commands(self) -> list[OperatorCommand]: ...
+    def set_setpoint(self, sp: Setpoint) -> None: ...
+
+
+class DetectorLike(Protocol):
+    def detect(self, frame: np.ndarray, t_capture_s: float = 0.0) -> Detections: ...
+    def detect_roi(self, frame: np.ndarray, center_uv_px, size_px, t_capture_s: float = 0.0) -> Detections: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """``roi_*``: re-detection windows around live tracks (side = max(min, factor x predicted box), px);
+    ``roi_max_tracks_n`` bounds the extra detector runs per frame; ``status_period_s`` how often the
+    engagement state goes to the ground station as STATUSTEXT; ``hold_setpoint_on_final`` streams a brake
+    setpoint in ABORT/HOLD (the autopilot's own RTL follows on RTL)."""
+
+    roi_enabled: bool = True
+    roi_min_px: float = 96.0
+    roi_box_factor: float = 4.0
+    roi_max_tracks_n: int = 2
+    roi_merge_iou: float = 0.3
+    full_frame_detect: bool = True
+    status_period_s: float = 1.0
+    send_rtl_command: bool = True
+    cue_range: bool = True              # tracks that agree with a fresh cue get the cue's range (time-to-go)
+    cue_range_gate_rad: float = 0.12    # plus 3 sigma of the cue position over its range
+    cue_range_max_age_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.roi_min_px < 8 or self.roi_box_factor <= 0 or self.roi_max_tracks_n < 0:
+            raise PipelineError("roi_min_px >= 8, roi_box_factor > 0 and roi_max_tracks_n >= 0 are required")
+        if not 0.0 < self.roi_merge_iou <= 1.0 or self.status_period_s <= 0:
+            raise PipelineError("roi_merge_iou in (0, 1] and status_period_s > 0 are required")
+
+
+@dataclass
+class StepResult:
+    """What one pipeline step did (also what the demo draws on the frame)."""
+
+    t_s: float
+    t_capture_s: float | None
+    state: State
+    output: EngagementOutput
+    detections: Detections | None = None
+    tracks: tuple[TargetTrack, ...] = ()
+    setpoint: Setpoint | None = None
+    latency_s: float | None = None
+    roi_boxes: list[np.ndarray] = field(default_factory=list)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of one box ``a`` (4,) against boxes ``b`` (N, 4), xyxy."""
+    x1, y1 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
+    x2, y2 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return inter / np.maximum(ua, 1e-9)
+
+
+def merge_detections(base: Detections, extra: Detections, iou: float) -> Detections:
+    """``base`` plus the boxes of ``extra`` that overlap no ``base`` box by more than ``iou``; where they do,
+    the higher-scoring (ROI, native-resolution) box replaces the base one. Class names must match."""
+    if len(extra) == 0:
+        return base
+    if len(base) == 0:
+        return Detections(base.t_capture_s, extra.xyxy_px, extra.scores, extra.class_ids, base.class_names)
+    xyxy, sc, cid = base.xyxy_px.copy(), base.scores.copy(), base.class_ids.copy()
+    add_b, add_s, add_c = [], [], []
+    for k in range(len(extra)):
+        ov = _iou(extra.xyxy_px[k], xyxy)
+        j = int(np.argmax(ov))
+        if ov[j] > iou:
+            if extra.scores[k] > sc[j]:
+                xyxy[j], sc[j], cid[j] = extra.xyxy_px[k], extra.scores[k], extra.class_ids[k]
+        else:
+            add_b.append(extra.xyxy_px[k])
+            add_s.append(extra.scores[k])
+            add_c.append(extra.class_ids[k])
+    if add_b:
+        xyxy = np.vstack([xyxy, np.array(add_b)])
+        sc = np.concatenate([sc, np.array(add_s)])
+        cid = np.concatenate([cid, np.array(add_c, dtype=np.int64)])
+    return Detections(base.t_capture_s, xyxy, sc, cid, base.class_names)
+
+
+class Pipeline:
+    """Frame -> pose -> detect (+ROI) -> track -> engage -> setpoint. See the module docstring.
+
+    ``detector`` None runs the pipeline without perception (the engagement flies on the cue; also the
+    "without detector" latency baseline). ``tracker`` is an ``autonomy.tracking.Tracker``. ``clock`` gives
+    ``now_s()``; ``wall`` measures stage durations (``time.perf_counter`` by default: processing cost is
+    real even in a lockstep simulation). ``on_status`` receives STATUSTEXT lines for the ground station.
+    """
+
+    def __init__(self, config: PipelineConfig, camera: Camera, vehicle: VehicleLink, machine: EngagementMachine,
+                 tracker: Any | None, detector: DetectorLike | None, clock: Any,
+                 recorder: Any | None = None, timer: StageTimer | None = None,
+                 on_status: Callable[[str], None] | None = None,
+                 wall: Callable[[], float] = time.perf_counter) -> None:
+        self.config = config
+        self.camera = camera
+        self.vehicle = vehicle
+        self.machine = machine
+        self.tracker = tracker
+        self.detector = detector
+        self.clock = clock
+        self.recorder = recorder
+        self.timer = timer or StageTimer()
+        self.on_status = on_status
+        self._wall = wall
+        self.cue: TargetCue | None = None
+        self.last_frame_t_s: float | None = None
+        self.last_link_rx_t_s: float | None = None
+        self.frames_processed = 0
+        self.last: StepResult | None = None
+        self._t_status = -math.inf
+        self._rtl_sent = False
+        self._n_decisions = 0
+
+    # ------------------------------------------------------------------ inputs from the ground
+    def _ground_inputs(self, now: float) -> tuple[OperatorCommand, ...]:
+        for c in self.vehicle.poll_cues():
+            if self.cue is None or c.t_s >= self.cue.t_s:
+                self.cue = c
+            self.last_link_rx_t_s = max(self.last_link_rx_t_s or -math.inf, c.t_s)
+        cmds = tuple(self.vehicle.poll_operator_commands())
+        for c in cmds:
+            self.last_link_rx_t_s = max(self.last_link_rx_t_s or -math.inf, c.t_s)
+        return cmds
+
+    # ------------------------------------------------------------------ perception
+    def _perceive(self, image: np.ndarray, t_cap: float, q: np.ndarray) -> tuple[Detections, list[np.ndarray]]:
+        cfg = self.config
+        w0 = self._wall()
+        if cfg.full_frame_detect:
+            dets = self.detector.detect(image, t_cap)
+        else:
+            dets = Detections.empty(t_cap, getattr(self.detector, "class_names", ("drone",)))
+        w1 = self._wall()
+        self.timer.record("detect", w1 - w0)
+        rois: list[np.ndarray] = []
+        if cfg.roi_enabled and self.tracker is not None and cfg.roi_max_tracks_n > 0:
+            live = [tr for tr in (self.tracker.last_tracks or ()) if tr.status.value in ("confirmed", "coasting",
+                                                                                          "tentative")]
+            live.sort(key=lambda tr: (tr.status.value != "confirmed", -tr.score))
+            h, w = image.shape[:2]
+            for tr in live[: cfg.roi_max_tracks_n]:
+                box = self.tracker.predict_box(tr.track_id, q, t_cap)
+                if box is None:
+                    continue
+                cu, cv = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+                if not (0 <= cu < w and 0 <= cv < h):
+                    continue
+                side = max(cfg.roi_min_px, cfg.roi_box_factor * max(box[2] - box[0], box[3] - box[1]))
+                side = min(side, float(min(w, h)))
+                roi = self.detector.detect_roi(image, (cu, cv), side, t_cap)
+                dets = merge_detections(dets, roi, cfg.roi_merge_iou)
+                rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))
+            self.timer.record("roi", self._wall() - w1)
+        return dets, rois
+
+    # ------------------------------------------------------------------ one step
+    def process_frame(self, image: np.ndarray | None, t_capture_s: float | None) -> StepResult:
+        """Process the newest frame (``image`` None: no new frame, run the logic only; see :meth:`tick`)."""
+        w_start = self._wall()
+        now = float(self.clock.now_s())
+        cmds = self._ground_inputs(now)
+        veh_now = self.vehicle.state
+        if veh_now is None:
+            raise PipelineError("no vehicle state yet (is the link up?)")
+        dets, tracks, rois = None, (), []
+        if image is not None and t_capture_s is not None:
+            if image.ndim not in (2, 3) or image.size == 0:
+                raise PipelineError(f"bad frame shape {image.shape}")
+            w0 = self._wall()
+            st = self.vehicle.state_at(t_capture_s) or veh_now
+            q = np.asarray(st.q_body_to_ned, dtype=np.float64)
+            self.timer.record("pose", self._wall() - w0)
+            if self.detector is not None:
+                dets, rois = self._perceive(image, t_capture_s, q)
+                if self.tracker is not None:
+                    w2 = self._wall()
+                    tracks = tuple(self.tracker.step(dets, q, t_capture_s))
+                    if self.config.cue_range:
+                        tracks = self._with_cue_range(tracks, st, t_capture_s)
+                    self.timer.record("track", self._wall() - w2)
+            self.last_frame_t_s = t_capture_s
+            self.frames_processed += 1
+        w3 = self._wall()
+        out = self.machine.step(EngagementInput(
+            now, veh_now, self.cue, tracks, cmds, last_link_rx_t_s=self.last_link_rx_t_s,
+            last_frame_t_s=self.last_frame_t_s))
+        self.timer.record("engage", self._wall() - w3)
+        w4 = self._wall()
+        sp = self._act(out, veh_now, now)
+        w5 = self._wall()
+        self.timer.record("send", w5 - w4)
+        lat = None
+        if image is not None and t_capture_s is not None:
+            # capture -> setpoint: the wait before processing (clock) plus the processing itself (wall)
+            lat = max(now - t_capture_s, 0.0) + (w5 - w_start)
+            self.timer.record("latency", lat)
+            self.timer.record("processing", w5 - w_start)
+        res = StepResult(now, t_capture_s, out.state, out, dets, tracks, sp, lat, rois)
+        self.last = res
+        self._record(res)
+        self._status(now, out)
+        return res
+
+    def _with_cue_range(self, tracks: tuple[TargetTrack, ...], st: VehicleState, t_s: float) -> tuple:
+        """Range for the tracks whose line of sight agrees with the cue: the camera gives bearing only,
+        and the class size of a generic "drone" (0.5 m) is wrong by 5x for a Shahed-class wing."""
+        c = self.cue
+        if c is None or not tracks or t_s - c.t_s > self.config.cue_range_max_age_s:
+            return tracks
+        d = np.asarray(c.pos_ned_m) + np.asarray(c.vel_ned_mps) * (t_s - c.t_s) - np.asarray(st.pos_ned_m)
+        rng = float(np.linalg.norm(d))
+        if rng < 1.0:
+            return tracks
+        gate = self.config.cue_range_gate_rad + 3.0 * c.pos_std_m / rng
+        out = []
+        for tr in tracks:
+            cosang = float(np.asarray(tr.los_ned) @ d) / rng
+            if tr.range_m is None and math.acos(max(-1.0, min(1.0, cosang))) <= gate:
+                tr = replace(tr, range_m=rng)
+            out.append(tr)
+        return tuple(out)
+
+    def tick(self) -> StepResult:
+        """No new frame: run the engagement logic on the latest inputs (watchdogs included)."""
+        return self.process_frame(None, None)
+
+    def _act(self, out: EngagementOutput, veh: VehicleState, now: float) -> Setpoint | None:
+        if out.rtl:
+            if self.config.send_rtl_command and not self._rtl_sent and hasattr(self.vehicle, "return_to_launch"):
+                self._rtl_sent = True
+                try:
+                    self.vehicle.return_to_launch()
+                except Exception as exc:  # noqa: BLE001 - the autopilot's own failsafe still applies
+                    self._say(f"RTL command failed: {exc}")
+            return None
+        sp = out.setpoint
+        if sp is None and out.brake:
+            sp = brake_setpoint(now)
+        if sp is None and out.state in (State.ABORT, State.HOLD):
+            sp = brake_setpoint(now)
+        if sp is not None:
+            self.vehicle.set_setpoint(sp)
+        return sp
+
+    # ------------------------------------------------------------------ reporting
+    def _say(self, text: str) -> None:
+        if self.on_status is not None:
+            self.on_status(text)
+
+    def _status(self, now: float, out: EngagementOutput) -> None:
+        new = self.machine.decisions[self._n_decisions:]
+        self._n_decisions = len(self.machine.decisions)
+        for d in new:
+            if d.from_state is not d.to_state:
+                self._say(f"ENG {d.from_state.value}->{d.to_state.value} {d.reason.value}")
+        if out.state is State.AWAIT_AUTHORIZATION and out.engaged_track_id is not None and \
+                now - self._t_status >= self.config.status_period_s:
+            self._t_status = now
+            cue = getattr(self.machine, "_cue_id", None)
+            self._say(f"AUTH? track {out.engaged_track_id}" + (f" cue {cue}" if cue is not None else ""))
+
+    def _record(self, r: StepResult) -> None:
+        rec = self.recorder
+        if rec is None:
+            return
+        if r.detections is not None:
+            rec.write(r.t_s, "detections", t_capture_s=r.t_capture_s, xyxy_px=r.detections.xyxy_px,
+                      scores=r.detections.scores, class_ids=r.detections.class_ids)
+        if r.tracks:
+            rec.write(r.t_s, "tracks", tracks=[{"id": t.track_id, "status": t.status.value, "los_ned": t.los_ned,
+                                                "los_rate_ned_radps": t.los_rate_ned_radps,
+                                                "box": t.box_xyxy_px, "class": t.class_name} for t in r.tracks])
+        for d in self.machine.decisions[self._n_decisions:]:
+            rec.write(d.t_s, "decision", from_state=d.from_state.value, to_state=d.to_state.value,
+                      reason=d.reason.value, details=d.details)
+        if r.setpoint is not None:
+            sp = r.setpoint
+            rec.write(r.t_s, "setpoint", state=r.state.value, vel_ned_mps=sp.vel_ned_mps, acc_ned_mps2=sp.acc_ned_mps2,
+                      yaw_rad=sp.yaw_rad)
+        if r.latency_s is not None:
+            rec.write(r.t_s, "latency", latency_s=r.latency_s)

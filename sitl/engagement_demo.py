@@ -1,0 +1,394 @@
+"""The main job: one complete engagement on the embedded simulator through the full onboard pipeline.
+
+``autonomy demo [--out DIR]`` (what ``make demo`` runs) and ``autonomy sim [--scenario NAME] [--seed N]
+[--out DIR]``: cue -> midcourse -> acquisition (rendered camera, shipped detector, tracker) -> simulated
+operator authorization (over MAVLink) -> terminal homing (PN on the camera line of sight) -> outcome.
+Prints a summary (outcome, miss distance, time, latency p50/p99) and writes a report to DIR:
+``summary.json``, ``flight.jsonl`` (flight recorder), ``trajectory_top.png``, ``trajectory_side.png``,
+``los_rate.png``, ``setpoints.png``, ``states.png`` and ``engagement.mp4`` (or ``.avi``) with detections,
+tracks, state and setpoint drawn on the frames.
+
+Speed: the camera is rendered at 640x360 and 15 Hz (not 1280x720 at 30 Hz) and only while the engagement
+needs it (acquisition onwards; during midcourse the pipeline runs on the cue alone), so that a run takes a
+few minutes at most on 2 cores. All of it runs in lockstep on the simulated clock (``sitl.world``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from autonomy.engagement import EngagementMachine, State
+from autonomy.engagement.machine import CAMERA_STATES, FINAL_STATES
+from autonomy.runtime.pipeline import Pipeline, PipelineConfig, StepResult
+from autonomy.runtime.recorder import FlightRecorder
+from autonomy.runtime.timing import StageTimer
+from autonomy.types import Autopilot
+from sitl.scenarios import FAMILIES, Scenario, make_scenario
+from sitl.world import LabelDetector, World, WorldConfig, sim_camera
+
+DEMO_FAMILY, DEMO_SEED = "shahed_crossing", 3
+import os
+QANG = float(os.environ.get("QANG", "0.05"))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    perception: str = "model"            # "model" (shipped detector) | "labels" (renderer's boxes, dev only)
+    model_path: str | None = None
+    render_midcourse: bool = False       # render/detect during midcourse too (slower; nothing to see)
+    video: bool = False
+    video_every_n: int = 1
+    t_max_s: float | None = None
+    tail_s: float = 2.0                  # keep simulating this long after a final state / intercept
+    camera_off_at_s: float | None = None  # the camera stops delivering frames at this time (failure test)
+    scene_seed: int | None = None
+    threads_n: int = 1
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    outcome: str
+    intercept: bool
+    miss_distance_m: float
+    t_intercept_s: float | None
+    t_end_s: float
+    final_state: str
+    latency: dict
+    stages: dict
+    frames: int
+    decisions: list
+    wall_s: float
+    log: list = field(default_factory=list)       # per-step records for plots
+    traj: list = field(default_factory=list)
+    authorized_tracks: list = field(default_factory=list)
+    speed_end_mps: float = float("nan")
+    engaged_track_class: str | None = None
+
+    def summary(self) -> dict:
+        return {
+            "family": self.scenario.family, "seed": self.scenario.seed, "outcome": self.outcome,
+            "intercept": self.intercept, "miss_distance_m": round(self.miss_distance_m, 3),
+            "t_intercept_s": None if self.t_intercept_s is None else round(self.t_intercept_s, 2),
+            "t_end_s": round(self.t_end_s, 2), "final_state": self.final_state, "frames": self.frames,
+            "latency_ms": self.latency, "stages_ms": self.stages, "wall_s": round(self.wall_s, 1),
+            "authorized_tracks": self.authorized_tracks,
+            "decisions": self.decisions,
+        }
+
+
+def make_detector(opts: RunOptions):  # noqa: ANN201
+    if opts.perception == "labels":
+        return LabelDetector()
+    from autonomy.perception.config import DetectorConfig
+    from autonomy.perception.detector import Detector
+
+    kw = {"intra_op_threads_n": opts.threads_n}
+    if opts.model_path:
+        kw["model_path"] = opts.model_path
+    return Detector(DetectorConfig(**kw))
+
+
+def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path | None = None,
+                   progress: bool = False) -> RunResult:
+    """Fly ``sc`` in lockstep through the full pipeline; see the module docstring."""
+    from sitl.campaign import engagement_config_for
+    from sitl.render import Renderer, SceneParams
+    from autonomy.tracking import Tracker, TrackerConfig
+
+    w_start = time.perf_counter()
+    cam = sim_camera()
+    detector = make_detector(opts)
+    renderer = Renderer(cam, SceneParams(seed=sc.seed if opts.scene_seed is None else opts.scene_seed))
+    world = World(sc, WorldConfig(camera=cam), renderer=renderer)
+    recorder = FlightRecorder(out_dir / "flight.jsonl") if out_dir is not None else None
+    video = None
+    try:
+        world.start()
+        machine = EngagementMachine(engagement_config_for(sc, signed=False), cam, Autopilot.PX4)
+        tracker = Tracker(TrackerConfig(q_ang=QANG, init_rate_std_radps=0.05, confirm_hits=5), cam)
+        timer = StageTimer()
+        pipe = Pipeline(PipelineConfig(), cam, world.bridge, machine, tracker, detector, world.clock,
+                        recorder=recorder, timer=timer, on_status=world.bridge.send_statustext)
+
+        def track_los(tid: int):  # noqa: ANN202
+            for tr in (pipe.last.tracks if pipe.last else ()):
+                if tr.track_id == tid:
+                    return np.asarray(tr.los_ned)
+            return None
+
+        world.track_los = track_los
+        dt_frame = 1.0 / cam.fps
+        t_max = world.t_s + (opts.t_max_s if opts.t_max_s is not None else sc.t_max_s)
+        t_final = None
+        log: list = []
+        if out_dir is not None and opts.video:
+            video = _VideoWriter(out_dir, cam.intrinsics.width_px, cam.intrinsics.height_px, cam.fps)
+        next_print = 0.0
+        while world.t_s < t_max:
+            world.advance_to(world.t_s + dt_frame)
+            if world.killed is not None and t_final is None:
+                t_final = world.t_s
+            state = machine.state
+            cam_ok = opts.camera_off_at_s is None or world.t_s < opts.camera_off_at_s
+            frame = None
+            if cam_ok and (opts.render_midcourse or state in CAMERA_STATES):
+                frame = world.capture()
+            if frame is not None:
+                img, t_cap, rf = frame
+                if isinstance(detector, LabelDetector):
+                    detector.labels = list(rf.labels)
+                res = pipe.process_frame(img, t_cap)
+                if video is not None and pipe.frames_processed % opts.video_every_n == 0:
+                    video.write(annotate(img, res, world, cam))
+            else:
+                res = pipe.tick()
+            log.append(_log_row(res, world))
+            if res.state in FINAL_STATES and t_final is None:
+                t_final = world.t_s
+            if t_final is not None and world.t_s >= t_final + opts.tail_s:
+                break
+            if world.killed is not None:
+                break
+            if progress and world.t_s >= next_print:
+                next_print = world.t_s + 5.0
+                d = np.linalg.norm(world.targets[0].pos_ned_m - world.ap.pos_ned_m)
+                print(f"  t={world.t_s:6.1f} s  state={res.state.value:20s} range={d:7.1f} m  "
+                      f"speed={np.linalg.norm(world.ap.vel_ned_mps):5.1f} m/s", flush=True)
+        intercept = world.killed == 0 and sc.engageable
+        if intercept:
+            outcome = "intercept"
+        elif not sc.engageable:
+            outcome = "no engagement (confuser)" if world.killed is None else "CONFUSER HIT"
+        else:
+            outcome = f"miss ({machine.state.value})"
+        lat = timer.summary("latency").as_dict() if "latency" in timer.stages() else {}
+        res = RunResult(
+            scenario=sc, outcome=outcome, intercept=bool(intercept), miss_distance_m=float(world.min_dist_m[0]),
+            t_intercept_s=(world.t_kill_s - world._t0) if intercept else None, t_end_s=world.t_s - world._t0,
+            final_state=machine.state.value, latency={k: round(v, 3) for k, v in lat.items()},
+            stages={s: {k: round(v, 3) for k, v in timer.summary(s).as_dict().items()} for s in timer.stages()},
+            frames=pipe.frames_processed,
+            decisions=[[round(d.t_s - world._t0, 2), d.from_state.value, d.to_state.value, d.reason.value]
+                       for d in machine.decisions if d.from_state is not d.to_state],
+            wall_s=time.perf_counter() - w_start, log=log, traj=world.traj,
+            authorized_tracks=sorted(world.authorized_tracks),
+            speed_end_mps=float(np.linalg.norm(world.ap.vel_ned_mps)),
+        )
+        res.t0 = world._t0  # type: ignore[attr-defined]
+        return res
+    finally:
+        if video is not None:
+            video.close()
+        if recorder is not None:
+            recorder.close()
+        world.close()
+
+
+def _log_row(r: StepResult, world: World) -> dict:
+    sel = None
+    for tr in r.tracks:
+        if tr.track_id == r.output.engaged_track_id:
+            sel = tr
+    sp = r.setpoint
+    return {
+        "t": world.t_s, "state": r.state.value,
+        "los_rate": float(np.linalg.norm(sel.los_rate_ned_radps)) if sel is not None else float("nan"),
+        "acc": (sp.acc_ned_mps2.tolist() if sp is not None and sp.acc_ned_mps2 is not None else [math.nan] * 3),
+        "vel_sp": (sp.vel_ned_mps.tolist() if sp is not None and sp.vel_ned_mps is not None else [math.nan] * 3),
+        "range": float(np.linalg.norm(world.targets[0].pos_ned_m - world.ap.pos_ned_m)),
+        "latency_ms": None if r.latency_s is None else r.latency_s * 1e3,
+    }
+
+
+# ============================================================================================ drawing
+_STATE_COLORS = {"terminal": (0, 0, 255), "await_authorization": (0, 200, 255), "track": (0, 255, 255)}
+
+
+def annotate(img: np.ndarray, r: StepResult, world: World, cam) -> np.ndarray:  # noqa: ANN001
+    """Detections (thin white), tracks (green, id; engaged red), ROI windows (blue), state and setpoint."""
+    import cv2
+
+    out = img.copy()
+    if r.detections is not None:
+        for b in r.detections.xyxy_px:
+            cv2.rectangle(out, (int(b[0]) - 2, int(b[1]) - 2), (int(b[2]) + 2, int(b[3]) + 2), (255, 255, 255), 1)
+    for b in r.roi_boxes:
+        cv2.rectangle(out, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (255, 128, 0), 1)
+    for tr in r.tracks:
+        if tr.box_xyxy_px is None:
+            continue
+        b = tr.box_xyxy_px
+        engaged = tr.track_id == r.output.engaged_track_id
+        col = (0, 0, 255) if engaged else (0, 220, 0)
+        cv2.rectangle(out, (int(b[0]) - 5, int(b[1]) - 5), (int(b[2]) + 5, int(b[3]) + 5), col, 1)
+        cv2.putText(out, f"{tr.track_id} {tr.class_name} {tr.status.value[:4]}", (int(b[0]) - 5, int(b[1]) - 8),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.35, col, 1, cv2.LINE_AA)
+    rng = float(np.linalg.norm(world.targets[0].pos_ned_m - world.ap.pos_ned_m))
+    spd = float(np.linalg.norm(world.ap.vel_ned_mps))
+    col = _STATE_COLORS.get(r.state.value, (255, 255, 255))
+    cv2.putText(out, f"t={world.t_s - world._t0:5.2f}s  {r.state.value.upper()}", (8, 18),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, col, 1, cv2.LINE_AA)
+    cv2.putText(out, f"range {rng:6.1f} m  speed {spd:4.1f} m/s", (8, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    sp = r.setpoint
+    if sp is not None and sp.acc_ned_mps2 is not None:
+        a = sp.acc_ned_mps2
+        cv2.putText(out, f"acc sp N{a[0]:+5.1f} E{a[1]:+5.1f} D{a[2]:+5.1f} m/s2", (8, 54),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        # the commanded acceleration projected into the image, from the centre
+        los_uv, ok = cam.los_ned_to_pixels(np.asarray(world.ap.pos_ned_m * 0 + a, dtype=float)[None, :] /
+                                           max(np.linalg.norm(a), 1e-6), world.ap.state.q_body_to_ned)
+        h, w = out.shape[:2]
+        if bool(np.asarray(ok).reshape(-1)[0]):
+            u, v = np.asarray(los_uv).reshape(-1, 2)[0]
+            cv2.arrowedLine(out, (w // 2, h // 2), (int(np.clip(u, 0, w - 1)), int(np.clip(v, 0, h - 1))),
+                            (255, 0, 255), 1, tipLength=0.05)
+    if r.latency_s is not None:
+        cv2.putText(out, f"latency {r.latency_s * 1e3:5.1f} ms", (8, 72), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+class _VideoWriter:
+    """mp4 (mp4v) when this OpenCV build can write it, else MJPG .avi."""
+
+    def __init__(self, out_dir: Path, w: int, h: int, fps: float) -> None:
+        import cv2
+
+        self.path = out_dir / "engagement.mp4"
+        self.vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        if not self.vw.isOpened():
+            self.path = out_dir / "engagement.avi"
+            self.vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        self.frames = 0
+
+    def write(self, img: np.ndarray) -> None:
+        self.vw.write(img)
+        self.frames += 1
+
+    def close(self) -> None:
+        self.vw.release()
+
+
+# ============================================================================================ report
+def write_report(res: RunResult, out_dir: Path) -> list[Path]:
+    """summary.json and the plots (matplotlib when installed; the summary is written regardless)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / "summary.json"]
+    (out_dir / "summary.json").write_text(json.dumps(res.summary(), indent=2))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: plots skipped; pip install matplotlib)")
+        return files
+    tr = np.array(res.traj) if res.traj else np.zeros((0, 10))
+    t0 = getattr(res, "t0", 0.0)
+    lg = res.log
+    t = np.array([r["t"] for r in lg]) - t0
+    # top-down
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.plot(tr[:, 2], tr[:, 1], label="interceptor")
+    ax.plot(tr[:, 5], tr[:, 4], label="target")
+    ax.plot(tr[0, 2], tr[0, 1], "k^", label="launch")
+    if len(tr):
+        ax.plot(tr[-1, 5], tr[-1, 4], "rx", label=res.outcome)
+    ax.set_xlabel("east (m)"), ax.set_ylabel("north (m)"), ax.axis("equal"), ax.legend(), ax.grid(alpha=0.3)
+    ax.set_title(f"{res.scenario.family} seed {res.scenario.seed}: top-down")
+    fig.savefig(out_dir / "trajectory_top.png", dpi=110), plt.close(fig)
+    # side
+    fig, ax = plt.subplots(figsize=(8, 4))
+    hd_i = np.hypot(tr[:, 1], tr[:, 2])
+    hd_t = np.hypot(tr[:, 4], tr[:, 5])
+    ax.plot(hd_i, -tr[:, 3], label="interceptor")
+    ax.plot(hd_t, -tr[:, 6], label="target")
+    ax.set_xlabel("horizontal distance from launch (m)"), ax.set_ylabel("altitude (m)"), ax.legend()
+    ax.grid(alpha=0.3), ax.set_title("side view")
+    fig.savefig(out_dir / "trajectory_side.png", dpi=110), plt.close(fig)
+    # LOS rate
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(t, [r["los_rate"] for r in lg], ".", ms=2)
+    ax.set_xlabel("t (s)"), ax.set_ylabel("|LOS rate| (rad/s)"), ax.grid(alpha=0.3)
+    ax.set_title("line-of-sight rate of the engaged track")
+    fig.savefig(out_dir / "los_rate.png", dpi=110), plt.close(fig)
+    # setpoints
+    fig, axs = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    acc = np.array([r["acc"] for r in lg]) if lg else np.zeros((0, 3))
+    for k, n in enumerate("NED"):
+        axs[0].plot(t, acc[:, k], label=f"acc {n}")
+    axs[0].set_ylabel("acc setpoint (m/s^2)"), axs[0].legend(ncol=3), axs[0].grid(alpha=0.3)
+    axs[1].plot(tr[:, 0] - t0, np.linalg.norm(tr[:, 7:10], axis=1), label="speed")
+    axs[1].set_ylabel("speed (m/s)"), axs[1].set_xlabel("t (s)"), axs[1].grid(alpha=0.3)
+    fig.savefig(out_dir / "setpoints.png", dpi=110), plt.close(fig)
+    # state timeline
+    names = [s.value for s in State]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.step(t, [names.index(r["state"]) for r in lg], where="post")
+    ax.set_yticks(range(len(names)), names, fontsize=7), ax.set_xlabel("t (s)"), ax.grid(alpha=0.3)
+    ax.set_title("engagement state")
+    fig.savefig(out_dir / "states.png", dpi=110), plt.close(fig)
+    files += [out_dir / n for n in ("trajectory_top.png", "trajectory_side.png", "los_rate.png", "setpoints.png",
+                                    "states.png")]
+    return files
+
+
+def print_summary(res: RunResult) -> None:
+    lat = res.latency
+    print(f"scenario {res.scenario.family} seed {res.scenario.seed}: {res.outcome}")
+    print(f"  miss distance {res.miss_distance_m:.2f} m, "
+          f"time {res.t_intercept_s if res.t_intercept_s is not None else res.t_end_s:.1f} s, final state "
+          f"{res.final_state}, {res.frames} frames through the pipeline")
+    if lat:
+        print(f"  frame-capture-to-setpoint latency p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
+              f"(this machine, lockstep)")
+    print(f"  decisions: " + "; ".join(f"{d[0]:.1f}s {d[1]}->{d[2]} ({d[3]})" for d in res.decisions))
+    print(f"  wall time {res.wall_s:.1f} s")
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
+    p.add_argument("--scenario", default=DEMO_FAMILY, choices=FAMILIES, help="scenario family")
+    p.add_argument("--seed", type=int, default=DEMO_SEED)
+    p.add_argument("--out", default="out/sim", help="report directory")
+    p.add_argument("--perception", choices=["model", "labels"], default="model",
+                   help="model: the shipped detector (default); labels: the renderer's boxes (development)")
+    p.add_argument("--model", default=None, help="ONNX model (default: models/detector.onnx)")
+    p.add_argument("--no-video", action="store_true", help="skip the annotated video")
+    p.add_argument("--threads", type=int, default=1, help="detector threads")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "autonomy sim") -> int:
+    args = build_parser(prog).parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sc = make_scenario(args.scenario, args.seed)
+    opts = RunOptions(perception=args.perception, model_path=args.model, video=not args.no_video,
+                      threads_n=args.threads)
+    print(f"{prog}: {sc.family} seed {sc.seed}, target {sc.target.kind} {sc.target_speed_mps:.0f} m/s at "
+          f"{np.linalg.norm(sc.target.pos0_ned_m[:2]):.0f} m, perception {opts.perception}; report in {out}/",
+          flush=True)
+    try:
+        res = run_engagement(sc, opts, out, progress=True)
+    except Exception as exc:  # one clear line for a user; the traceback helps nobody here
+        print(f"{prog}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    files = write_report(res, out)
+    print_summary(res)
+    print("  report: " + ", ".join(str(f) for f in files) + (", video" if opts.video else ""))
+    return 0 if (res.intercept or not sc.engageable) else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
