@@ -286,6 +286,13 @@ class Bridge:
                 self.counters.dropped_events += 1
             elif self.cache.vehicle is None or (ev.src_system, ev.src_component) == self.cache.vehicle:
                 self._texts.append(AutopilotText(t_recv, ev.severity, ev.text, ev))
+                if ev.name == "commander_failsafe_enter_generic" and \
+                        self.control in (Control.ENGAGED, Control.BRAKING):
+                    # PX4 says so ~0.5 s before its 1 Hz HEARTBEAT shows the new mode: stop at once
+                    self.streamer.stop()
+                    self._engaged_confirmed = False
+                    self._set_control(Control.AUTOPILOT_FAILSAFE, t_recv,
+                                      f"autopilot EVENT '{ev.text}': streaming stopped, reengage() needed")
             return
         if not self.cache.is_from_vehicle(msg):
             return

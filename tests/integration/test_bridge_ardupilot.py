@@ -31,6 +31,11 @@ def apm():
         sitl.stop()
 
 
+def test_ardupilot_text_banner_is_a_counted_drop(apm):
+    # ArduPilot SITL's first bytes on a TCP connect are a plain-text banner (spec Appendix B)
+    assert apm.link.stats.bad_data >= 1 and apm.step_errors == 0 and apm.link_alive
+
+
 def test_ardupilot_params_round_trip_float_cast(apm):
     b = apm
     assert b.param_get("MAV_SYSID") == 1 and b.params.values["MAV_SYSID"].param_type == 4   # INT16
