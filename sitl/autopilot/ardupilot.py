@@ -85,7 +85,14 @@ class ArduPilotAutopilot(Autopilot):
         self._fence_breached = False
         self._home_sent = False
         self._last_timesync_s = 0.0
+        self._booted = False
         super().__init__(config or ardupilot_config(), table, links)
+
+    def booted(self) -> bool:
+        """ArduPilot SITL does not boot until a client connects to SERIAL0 (Appendix B)."""
+        if not self._booted:
+            self._booted = not self.links or any(getattr(ls.link, "connections", 1) > 0 for ls in self.links)
+        return self._booted
 
     # ------------------------------------------------------------------ modes
     def set_mode(self, name: str) -> bool:

@@ -152,14 +152,24 @@ class Autopilot:
             self.tick()
 
     def run_until(self, t_s: float) -> None:
-        """Advance until the simulated boot clock reaches ``t_s``."""
+        """Advance until the simulated boot clock reaches ``t_s`` (returns early while not booted)."""
         while self.t_s < t_s - 1e-9:
+            before = self._ticks
             self.tick()
+            if self._ticks == before:
+                return
+
+    def booted(self) -> bool:
+        """Subclass hook: False keeps the clock stopped (ArduPilot SITL waits for its first TCP client)."""
+        return True
 
     def tick(self) -> None:
         """One physics tick: read links, mode logic, airframe, streams."""
-        for ls in self.links:
-            for msg in ls.link.poll():
+        pending = [(ls, ls.link.poll()) for ls in self.links]
+        if not self.booted():
+            return
+        for ls, msgs in pending:
+            for msg in msgs:
                 src = msg.get_srcSystem(), msg.get_srcComponent()
                 if src == (self.sysid, self.compid):
                     continue  # our own messages looped back

@@ -210,6 +210,7 @@ class Px4Autopilot(Autopilot):
                     self.statustext(4, "No offboard signal")
                     self._failsafe("offboard", self._offboard_loss_action())
             self._check_geofence()
+            self._check_datalink()
             # auto-disarm
             if self.landed and not self.ever_airborne_since_arm and self.armed and \
                     t - self.arm_time_s > self.params["COM_DISARM_PRFLT"] > 0:
@@ -220,6 +221,21 @@ class Px4Autopilot(Autopilot):
             if self.nav_state == "AUTO.TAKEOFF" and not self.landed and \
                     self.alt_rel_m >= self.takeoff_alt_rel_m - 0.3:
                 self.set_user_mode("AUTO.LOITER")
+
+    def _check_datalink(self) -> None:
+        """GCS data-link loss (COM_DL_LOSS_T, NAV_DLL_ACT): only after a GCS heartbeat has been seen once."""
+        act = int(self.params["NAV_DLL_ACT"])
+        last = max((ls.last_gcs_heartbeat_s for ls in self.links), default=-1e9)
+        if act == 0 or last < 0 or self.landed:
+            return
+        lost = self.t_s - last > self.params["COM_DL_LOSS_T"]
+        if lost and self.failsafe_reason != "datalink" and not self.failsafe_mode:
+            self.statustext(2, "Connection to ground station lost")
+            self._failsafe("datalink", {1: "AUTO.LOITER", 2: "AUTO.RTL", 3: "AUTO.LAND", 5: "TERMINATE",
+                                        6: "DISARM"}.get(act, "AUTO.RTL"))
+        elif not lost and self.failsafe_reason == "datalink":
+            self.failsafe_mode, self.failsafe_reason = None, ""
+            self.events.append((self.t_s, "ground station link regained"))
 
     def _check_geofence(self) -> None:
         if self.landed:

@@ -320,3 +320,20 @@ def test_gcs_failsafe_and_fence():
         assert not hh.ap.armed and math.hypot(*hh.ap.pos_ned_m[:2]) < 1.5
     finally:
         hh.close()
+
+
+def test_clock_waits_for_first_client():
+    port = free_tcp_port()
+    link = TcpServerLink(port, banner=ARDUPILOT_BANNER)
+    ap = ArduPilotAutopilot(ardupilot_config(), {}, [link])
+    try:
+        ap.step(1.0)
+        ap.run_until(5.0)  # returns: not booted
+        assert ap.t_s == 0.0
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0):
+            ap.step(0.5)
+            assert ap.t_s == pytest.approx(0.5)
+        ap.step(0.5)  # the client left: the clock keeps running
+        assert ap.t_s == pytest.approx(1.0)
+    finally:
+        link.close()

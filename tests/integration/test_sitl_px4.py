@@ -441,3 +441,21 @@ def test_garbage_and_truncated_bytes_do_not_crash(h, rng):
         assert h.ap.statustexts[-1][2].endswith("invalid")
     finally:
         sock.close()
+
+
+def test_gcs_datalink_loss_failsafe():
+    hh = Px4Harness(params={"NAV_DLL_ACT": 3, "COM_DL_LOSS_T": 30})
+    try:
+        hh.step(3.2)
+        hh.c.mav.heartbeat_send(D.MAV_TYPE_GCS, D.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+        hh.takeoff_offboard(4.0)
+        assert hh.ap.nav_state == "OFFBOARD"
+        hh.ap.params.set("COM_DL_LOSS_T", 2)
+        hh.c.mav.heartbeat_send(D.MAV_TYPE_GCS, D.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+        hh.step(1.5)
+        assert hh.ap.nav_state == "OFFBOARD"
+        hh.step(1.0)
+        assert hh.ap.nav_state == "AUTO.LAND" and hh.ap.failsafe_reason == "datalink"
+        assert any("ground station lost" in s.text for s in hh.since(0, "STATUSTEXT"))
+    finally:
+        hh.close()
