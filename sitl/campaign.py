@@ -1,6 +1,6 @@
 """Monte Carlo engagement campaigns: closed-loop runs of the engagement machine against target models.
 
-One run (:func:`run_scenario`) couples, at 120 Hz physics / 30 Hz camera:
+One run (:func:`run_scenario`) couples, at 60 Hz physics / 30 Hz camera:
 the airframe (:func:`vehicle_step_kernel`, a numba twin of :func:`sitl.vehicle.step`, tested against it),
 the targets and birds (:mod:`sitl.targets`), ground cues with noise and latency, a perception source (truth
 LOS with noise, latency, dropped frames and the camera's field of view; or the full pipeline), a simulated
@@ -377,7 +377,7 @@ def speed_limited_lower_bound(t_s: np.ndarray, tgt_pos_ned_m: np.ndarray, start_
 @dataclass(frozen=True)
 class RunConfig:
     kill_radius_m: float = 1.5
-    physics_hz: float = 120.0
+    physics_hz: float = 60.0
     camera_hz: float = 30.0
     perception: str = "truth"
     keep_trajectory: bool = False
@@ -558,3 +558,189 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     if rc.keep_trajectory:
         res["trajectory"] = traj
     return res
+
+
+# ============================================================================================ campaigns
+COMPARISON_FAMILY = "shahed_crossing"
+SUMMARY_KEYS = ("intercept_rate", "unauthorized_engagements", "fence_violations", "no_engage_violations",
+                "confusers_engaged", "median_time_ratio")
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    runs: int = 1000
+    seed: int = 0
+    families: tuple[str, ...] = FAMILIES
+    perception: str = "truth"
+    workers: int = 2
+    compare_pure_pursuit: bool = True
+    trajectories_per_family: int = 2
+    run: RunConfig = RunConfig()
+
+
+def plan(cc: CampaignConfig) -> list[tuple[str, int, str | None, bool]]:
+    """(family, seed, law override, keep trajectory) for every run, round-robin over families; plus a
+    pure-pursuit twin of every crossing run when ``compare_pure_pursuit``."""
+    for f in cc.families:
+        if f not in FAMILIES:
+            raise CampaignError(f"unknown family {f!r}; choose from {', '.join(FAMILIES)}")
+    if cc.runs < 1:
+        raise CampaignError("--runs must be at least 1")
+    jobs = []
+    for i in range(cc.runs):
+        fam = cc.families[i % len(cc.families)]
+        k = i // len(cc.families)
+        jobs.append((fam, cc.seed * 1_000_003 + k, None, k < cc.trajectories_per_family))
+    if cc.compare_pure_pursuit:
+        jobs += [(f, s, "pure_pursuit", False) for f, s, _, _ in list(jobs) if f == COMPARISON_FAMILY]
+    return jobs
+
+
+def _run_job(args) -> dict:
+    fam, seed, law, keep, rc = args
+    sc = make_scenario(fam, seed)
+    if law is not None:
+        sc = replace(sc, law=law)
+    return run_scenario(sc, replace(rc, keep_trajectory=keep))
+
+
+def _progress(done: int, total: int, t0: float, stream) -> None:
+    width = 30
+    frac = done / total
+    el = time.perf_counter() - t0
+    eta = el / done * (total - done) if done else 0.0
+    stream.write(f"\r[{'#' * int(width * frac):<{width}}] {done}/{total} runs  {el:5.0f} s  eta {eta:4.0f} s")
+    if done == total:
+        stream.write("\n")
+    stream.flush()
+
+
+def run_campaign(cc: CampaignConfig, progress=sys.stderr) -> list[dict]:
+    """Run every planned job over ``cc.workers`` processes (seeded: the same config gives the same results)."""
+    if cc.perception != "truth":
+        make_perception(cc.perception, Camera.default(), None, np.random.default_rng(0))  # raises if missing
+    run_cfg = replace(cc.run, perception=cc.perception)
+    jobs = [(f, s, law, keep, run_cfg) for f, s, law, keep in plan(cc)]
+    t0 = time.perf_counter()
+    results: list[dict] = []
+    if cc.workers <= 1:
+        for j in jobs:
+            results.append(_run_job(j))
+            if progress is not None:
+                _progress(len(results), len(jobs), t0, progress)
+    else:
+        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with ctx.Pool(cc.workers) as pool:
+            for r in pool.imap_unordered(_run_job, jobs, chunksize=2):
+                results.append(r)
+                if progress is not None:
+                    _progress(len(results), len(jobs), t0, progress)
+    results.sort(key=lambda r: (r["law"], r["family"], r["seed"]))
+    return results
+
+
+def _stats(rs: list[dict]) -> dict:
+    eng = [r for r in rs if r["engageable"]]
+    tr = [r["time_ratio"] for r in eng if r["time_ratio"] is not None]
+    md = [r["miss_distance_m"] for r in eng]
+    return {
+        "runs": len(rs),
+        "engageable_runs": len(eng),
+        "intercepts": sum(r["intercept"] for r in eng),
+        "intercept_rate": (sum(r["intercept"] for r in eng) / len(eng)) if eng else None,
+        "unauthorized_engagements": sum(r["unauthorized_engagements"] for r in rs),
+        "fence_violations": sum(r["fence_violations"] for r in rs),
+        "no_engage_violations": sum(r["no_engage_violations"] for r in rs),
+        "confusers_engaged": sum(r["confusers_engaged"] for r in rs),
+        "median_time_ratio": float(np.median(tr)) if tr else None,
+        "p90_time_ratio": float(np.percentile(tr, 90)) if tr else None,
+        "median_miss_distance_m": float(np.median(md)) if md else None,
+        "p90_miss_distance_m": float(np.percentile(md, 90)) if md else None,
+    }
+
+
+def summarize(results: list[dict], cc: CampaignConfig, wall_s: float) -> dict:
+    main = [r for r in results if r["law"] != "pure_pursuit"]
+    pp = [r for r in results if r["law"] == "pure_pursuit"]
+    out = {"config": {"runs": cc.runs, "seed": cc.seed, "families": list(cc.families), "perception": cc.perception,
+                      "workers": cc.workers, "kill_radius_m": cc.run.kill_radius_m,
+                      "camera_tilt_up_deg": cc.run.camera_tilt_up_deg},
+           "wall_s": round(wall_s, 1)}
+    out.update(_stats(main))
+    out["per_family"] = {f: _stats([r for r in main if r["family"] == f]) for f in cc.families}
+    if pp:
+        pn_x = [r for r in main if r["family"] == COMPARISON_FAMILY]
+        out["crossing_comparison"] = {"pn": _stats(pn_x), "pure_pursuit": _stats(pp)}
+    return out
+
+
+def write_outputs(results: list[dict], summary: dict, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    slim = [{k: v for k, v in r.items() if k != "trajectory"} for r in results]
+    (out_dir / "runs.json").write_text(json.dumps(slim))
+    written = [out_dir / "summary.json", out_dir / "runs.json"]
+    return written + write_plots(results, out_dir)
+
+
+def write_plots(results: list[dict], out_dir: Path) -> list[Path]:
+    """Miss-distance histogram, intercept rate vs target speed and aspect, example trajectories (matplotlib
+    is optional: without it no plots are written and the summary says so)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        (out_dir / "PLOTS_SKIPPED.txt").write_text("matplotlib is not installed: pip install .[plots]\n")
+        return []
+    main = [r for r in results if r["law"] != "pure_pursuit" and r["engageable"]]
+    paths = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    md = np.array([min(r["miss_distance_m"], 10.0) for r in main])
+    ax.hist(md, bins=np.linspace(0, 10, 41), color="tab:blue")
+    ax.axvline(1.5, color="r", ls="--", label="kill radius")
+    ax.set_xlabel("miss distance (m, clipped at 10)")
+    ax.set_ylabel("runs")
+    ax.legend()
+    fig.tight_layout()
+    paths.append(out_dir / "miss_distance_hist.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    fig, axs = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, bins, label in ((axs[0], "target_speed_mps", np.arange(0, 65, 5), "target speed (m/s)"),
+                                 (axs[1], "aspect_deg", np.arange(0, 190, 15), "aspect (deg, 0 = head-on)")):
+        x = np.array([r[key] for r in main], dtype=float)
+        y = np.array([r["intercept"] for r in main], dtype=float)
+        idx = np.digitize(x, bins)
+        cx, cy = [], []
+        for b in range(1, len(bins)):
+            m = idx == b
+            if m.any():
+                cx.append(0.5 * (bins[b - 1] + bins[b]))
+                cy.append(y[m].mean())
+        ax.plot(cx, cy, "o-")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(label)
+        ax.set_ylabel("intercept rate")
+    fig.tight_layout()
+    paths.append(out_dir / "intercept_rate_vs_speed_aspect.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    ex = [r for r in results if r.get("trajectory")]
+    if ex:
+        fig, ax = plt.subplots(figsize=(7, 7))
+        for r in ex[:16]:
+            tr = np.array([row[1:7] for row in r["trajectory"]], dtype=float)
+            line, = ax.plot(tr[:, 1], tr[:, 0], lw=1, label=f"{r['family']} {r['seed']}")
+            ax.plot(tr[:, 4], tr[:, 3], ls=":", lw=1, color=line.get_color())
+        ax.plot([0], [0], "k^")
+        ax.set_xlabel("east (m)")
+        ax.set_ylabel("north (m)")
+        ax.set_aspect("equal", "datalim")
+        ax.legend(fontsize=6)
+        ax.set_title("interceptor (solid) and target (dotted)")
+        fig.tight_layout()
+        paths.append(out_dir / "example_trajectories.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
