@@ -9,7 +9,7 @@ Parameter vector ``p`` (float64) of the background kernels:
   0 sky_gradient_scale, 1 cloud_cover, 2 cloud height above camera (m), 3 cloud tile (m),
   4 visibility (m), 5 sun glare (0 = off), 6..8 unit vector to the sun (NED), 9 camera altitude (m),
   10 field tile (m), 11 field size (m), 12 sin(elevation of the hills' foot), 13 sin of the highest
-  terrain elevation, 14 haze factor of the hills.
+  terrain elevation, 14 haze factor of the hills, 15 hill distance (m).
 Elevations are compared through their sines (no asin per pixel); exponentials use a cheap rational
 approximation (these are looks, not physics).
 Colour table ``colors`` (8, 3) BGR float32: zenith, horizon, cloud, cloud shadow, ground, ground alt,
@@ -23,7 +23,8 @@ import math
 import numpy as np
 from numba import njit
 
-N_PARAMS = 15
+N_PARAMS = 16
+SKY_DEPTH_M = 1e9
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -58,14 +59,17 @@ def _fexp_neg(x):
 
 @njit(cache=True, fastmath=True)
 def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_tex, ground_far,
-                     az_tables, out):
+                     az_tables, tree_d, out, depth):
     """rays (3, N) float32 camera-frame unit rays; r (3, 3) NED-from-camera; ``az_tables`` (5, n_az):
-    sin(tree top), sin(tree base), sin(hill top), tree shade, tree haze per azimuth bin; out (N, 3)."""
+    sin(tree top), sin(tree base), sin(hill top), tree shade, tree haze per azimuth bin; ``tree_d``
+    (n_az,) tree-line distance (m). Writes ``out`` (N, 3) colours and ``depth`` (N,) the distance (m)
+    along each ray to the terrain it shows (SKY_DEPTH_M for sky)."""
     n = rays.shape[1]
     n_az = az_tables.shape[1]
     gscale, cover, h_c, ctile, vis, glare_k = p[0], p[1], p[2], p[3], p[4], p[5]
     sx, sy, sz, alt, gtile, fsize, sin_hill_base, sin_terrain = p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]
     hill_hz = p[14]
+    hd = p[15]
     ext = 3.0 / vis
     thr = 0.85 - 0.8 * cover
     ctn = cloud_tex.shape[0]
@@ -82,6 +86,7 @@ def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
         c1 = colors[1, 1] + g * (colors[0, 1] - colors[1, 1])
         c2 = colors[1, 2] + g * (colors[0, 2] - colors[1, 2])
         cloud_a = 0.0
+        dep = SKY_DEPTH_M
         if cover > 0.0 and sin_el > 0.005:
             s = h_c / sin_el
             mx = (cam_pos[1] + de * s) / ctile
@@ -132,10 +137,12 @@ def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
                 g0 = (colors[4, 0] + f * (colors[5, 0] - colors[4, 0])) * dt
                 g1 = (colors[4, 1] + f * (colors[5, 1] - colors[4, 1])) * dt
                 g2 = (colors[4, 2] + f * (colors[5, 2] - colors[4, 2])) * dt
+                dep = rng_m
                 c0 = g0 + hz * (colors[1, 0] - g0)
                 c1 = g1 + hz * (colors[1, 1] - g1)
                 c2 = g2 + hz * (colors[1, 2] - g2)
             if sin_el < az_tables[2, ia] and sin_el >= sin_hill_base:
+                dep = hd / math.sqrt(max(1.0 - sin_el * sin_el, 1e-6))
                 c0 = colors[6, 0] + hill_hz * (colors[1, 0] - colors[6, 0])
                 c1 = colors[6, 1] + hill_hz * (colors[1, 1] - colors[6, 1])
                 c2 = colors[6, 2] + hill_hz * (colors[1, 2] - colors[6, 2])
@@ -145,12 +152,14 @@ def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
                 # darker at the foot of the trees, per-azimuth shade, then haze
                 sh = az_tables[3, ia] * (0.7 + 0.3 * (sin_el - base) / (top - base))
                 hz = az_tables[4, ia]
+                dep = tree_d[ia] / math.sqrt(max(1.0 - sin_el * sin_el, 1e-6))
                 c0 = colors[7, 0] * sh + hz * (colors[1, 0] - colors[7, 0] * sh)
                 c1 = colors[7, 1] * sh + hz * (colors[1, 1] - colors[7, 1] * sh)
                 c2 = colors[7, 2] * sh + hz * (colors[1, 2] - colors[7, 2] * sh)
         out[i, 0] = c0
         out[i, 1] = c1
         out[i, 2] = c2
+        depth[i] = dep
 
 
 def _wrap_bilinear_np(tex: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -172,7 +181,7 @@ def _fexp_neg_np(x: np.ndarray) -> np.ndarray:
 
 
 def background_numpy(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_tex, ground_far,
-                     az_tables, out) -> None:
+                     az_tables, tree_d, out, depth) -> None:
     """NumPy reference of :func:`background_numba` (same arguments, same result up to rounding)."""
     gscale, cover, h_c, ctile, vis, glare_k = p[:6]
     sun, alt, gtile, fsize, sin_hill_base, sin_terrain, hill_hz = p[6:9], p[9], p[10], p[11], p[12], p[13], p[14]
@@ -219,15 +228,20 @@ def background_numpy(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
     hz = (1.0 - _fexp_neg_np(rng_m * ext))[:, None]
     ground = ground + hz * (col[1][None, :] - ground)
     img = np.where(below[:, None], ground, img)
+    dep = np.where(below, rng_m, SKY_DEPTH_M)
+    cos_el = np.sqrt(np.maximum(1.0 - sin_el * sin_el, 1e-6))
     is_hill = terr & (sin_el < az_tables[2, ia]) & (sin_el >= sin_hill_base)
     img[is_hill] = col[6] + hill_hz * (col[1] - col[6])
+    dep = np.where(is_hill, p[15] / cos_el, dep)
     top, base = az_tables[0, ia], az_tables[1, ia]
     it = terr & (sin_el < top) & (sin_el >= base)
     if np.any(it):
         sh = (az_tables[3, ia[it]] * (0.7 + 0.3 * (sin_el[it] - base[it]) / (top[it] - base[it])))[:, None]
         thz = az_tables[4, ia[it]][:, None]
         img[it] = col[7][None, :] * sh + thz * (col[1][None, :] - col[7][None, :] * sh)
+    dep = np.where(it, tree_d[ia] / cos_el, dep)
     out[:] = img
+    depth[:] = dep
 
 
 @njit(cache=True, fastmath=True)

@@ -11,8 +11,9 @@ grid (``bg_downscale``, default 2 for widths >= 960) and upsampled; textures, ra
 noise bank are built once per ``Renderer``. Targets are rasterised with OpenCV into a small supersampled
 patch around their projection (anti-aliased, so a 3-pixel drone looks like one) and alpha-composited.
 
-Known simplifications: targets are not occluded by terrain or trees; the terrain is flat at down = 0;
-the tree line and hills are rings around the camera (they move with it).
+Terrain (ground, tree line, hills) hides targets behind it, pixel by pixel, from a per-sample depth of
+the background. Known simplifications: the terrain is flat at down = 0; the tree line and hills are
+rings around the camera (they move with it).
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ class Label:
     """``xyxy_px``: box in camera-model pixels (clipped to the image), ``class_name`` in
     ("drone", "bird", "airplane", "helicopter"), ``target_index`` into the ``targets`` list,
     ``visible_fraction``: share of the target's silhouette area inside the image (0..1).
-    ``excluded`` is "" for a usable label, else why it is not one ("too_small", "outside")."""
+    ``excluded`` is "" for a usable label, else why it is not one ("too_small", "outside",
+    "occluded" by trees/hills/ground). A target partly hidden by terrain gets the box of its visible part
+    and a visible fraction that counts the hidden part as not visible."""
 
     xyxy_px: tuple[float, float, float, float]
     class_name: str
@@ -79,8 +82,8 @@ class Label:
 @dataclass(frozen=True)
 class RenderedFrame:
     """``image``: H x W x 3 uint8 BGR. ``labels``: usable labels only. ``excluded``: targets in front of
-    the camera that got no label (too small, outside the image), with the reason; targets behind the
-    camera appear in neither list."""
+    the camera that got no label (too small, outside the image, hidden by terrain), with the reason;
+    targets behind the camera appear in neither list."""
 
     image: np.ndarray
     labels: list[Label]
@@ -284,6 +287,7 @@ class Renderer:
         self._meshes = MeshLibrary()
         self._bg_cache_key: bytes | None = None
         self._bg_cache: np.ndarray | None = None
+        self._bg_depth: np.ndarray | None = None
 
     # ------------------------------------------------------------------ background
     def background(self, cam_pos_ned_m: np.ndarray, q_body_to_ned: np.ndarray) -> np.ndarray:
@@ -292,11 +296,19 @@ class Renderer:
         key = np.concatenate([cam_pos_ned_m, q_body_to_ned]).tobytes()
         if key == self._bg_cache_key and self._bg_cache is not None:
             return self._bg_cache
-        img = cv2.convertScaleAbs(self._background_lowres(cam_pos_ned_m, q_body_to_ned))
+        low, self._bg_depth = self._background_lowres(cam_pos_ned_m, q_body_to_ned)
+        img = cv2.convertScaleAbs(low)
         if (self._bw, self._bh) != (self.width_px, self.height_px):
             img = cv2.resize(img, (self.width_px, self.height_px), interpolation=cv2.INTER_LINEAR)
         self._bg_cache_key, self._bg_cache = key, img
         return img
+
+    def _depth_roi(self, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        """Terrain distance (m) behind full-res pixels x0..x0+w-1, y0..y0+h-1 of the last background
+        (nearest background sample)."""
+        bx = np.clip(((np.arange(x0, x0 + w) + 0.5) * (self._bw / self.width_px)).astype(np.int64), 0, self._bw - 1)
+        by = np.clip(((np.arange(y0, y0 + h) + 0.5) * (self._bh / self.height_px)).astype(np.int64), 0, self._bh - 1)
+        return self._bg_depth[np.ix_(by, bx)]
 
     def background_params(self, cam_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-frame inputs of the background kernels (see :mod:`sitl.render._kernels`): the parameter
@@ -315,17 +327,19 @@ class Renderer:
                 4.0 * sc.cloud_feature_m, sc.visibility_m, sc.sun_glare if sc.mode == "visible" else 0.0,
                 *self._sun_ned, alt, 32.0 * sc.field_size_m, sc.field_size_m,
                 -alt / math.hypot(alt, sc.hill_distance_m), top + 1e-3,
-                1.0 - math.exp(-3.0 * sc.hill_distance_m / sc.visibility_m))
+                1.0 - math.exp(-3.0 * sc.hill_distance_m / sc.visibility_m), sc.hill_distance_m)
         return p, tables
 
-    def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> np.ndarray:
+    def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(colours (bh, bw, 3) float32, terrain distance (bh, bw) float32 m) at the background grid."""
         out = np.empty((self._rays_cam.shape[1], 3), np.float32)
+        depth = np.empty(self._rays_cam.shape[1], np.float32)
         kernel = background_numba if self.use_numba else background_numpy
         p, tables = self.background_params(cam_pos)
         kernel(self._rays_cam, self.camera.r_ned_from_cam(q), np.ascontiguousarray(cam_pos, dtype=np.float64),
                p, self._colors, self._cloud_tex, self._cloud_tex_far, self._ground_tex, self._ground_tex_far,
-               tables, out)
-        return out.reshape(self._bh, self._bw, 3)
+               tables, self._tree_d_m, out, depth)
+        return out.reshape(self._bh, self._bw, 3), depth.reshape(self._bh, self._bw)
 
     # ------------------------------------------------------------------ targets
     def _target_colors(self, t: RenderTarget, mats: np.ndarray, light: np.ndarray, haze: float) -> np.ndarray:
@@ -439,6 +453,22 @@ class Renderer:
             if blur_d is not None:
                 layer = cv2.filter2D(layer, -1, _line_kernel(blur_d), borderType=cv2.BORDER_CONSTANT)
             layers[j] = layer
+        # terrain in front of the target (trees, hills, ground) hides it, pixel by pixel
+        excluded = ""
+        in_front = (self._depth_roi(x0, y0, rw, rh) > range_m).astype(np.float32)
+        if not np.all(in_front):
+            cover = layers[-1][..., 3] if len(layers) == 1 else np.maximum(layers[0][..., 3], layers[1][..., 3])
+            total = float(cover.sum())
+            shown = cover * in_front
+            if total > 0 and float(shown.sum()) < 0.999 * total:
+                vis *= float(shown.sum()) / total
+                layers = [layer * in_front[..., None] for layer in layers]
+                ys, xs = np.nonzero(shown > 0.02)
+                if len(xs) == 0:
+                    excluded = "occluded"
+                else:  # the visible part's pixel extent, never beyond the exact geometric box
+                    box = (max(box[0], x0 + xs.min() - 0.5), max(box[1], y0 + ys.min() - 0.5),
+                           min(box[2], x0 + xs.max() + 0.5), min(box[3], y0 + ys.max() + 0.5))
         roi = img[y0:y1 + 1, x0:x1 + 1].astype(np.float32)
         for layer in layers:
             k = 1.0
@@ -447,10 +477,9 @@ class Renderer:
             roi *= (1.0 - k * layer[..., 3:4])
             roi += k * layer[..., :3]
         img[y0:y1 + 1, x0:x1 + 1] = cv2.convertScaleAbs(roi)
-        excluded = ""
-        if max(box[2] - box[0], box[3] - box[1]) < _MIN_BOX_PX:
+        if not excluded and max(box[2] - box[0], box[3] - box[1]) < _MIN_BOX_PX:
             excluded = "too_small"
-        elif vis <= 0.0:
+        elif not excluded and vis <= 0.0:
             excluded = "outside"
         return Label(tuple(float(v) for v in box), cls, idx, vis, excluded, range_m)
 

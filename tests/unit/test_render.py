@@ -188,10 +188,12 @@ def test_numba_kernels_match_numpy_reference():
                         sun_elevation_rad=0.15, noise_sigma_dn=3.0, vignette=0.3, gamma=1.2)
     fast, ref = Renderer(cam, scene, bg_downscale=1), Renderer(cam, scene, bg_downscale=1, use_numba=False)
     for q, pos in ((euler_to_quat(0.2, 0.1, 0.3), (5.0, 3.0, -20.0)), (euler_to_quat(-0.1, -0.3, 2.0), (0, 0, -300.0))):
-        a = fast._background_lowres(np.asarray(pos), q)
-        b = ref._background_lowres(np.asarray(pos), q)
+        a, da = fast._background_lowres(np.asarray(pos), q)
+        b, db = ref._background_lowres(np.asarray(pos), q)
         d = np.abs(a - b)
         assert np.percentile(d, 99.5) < 0.5 and d.mean() < 0.05  # float32 vs float64 at region edges only
+        assert np.mean(np.isclose(da, db, rtol=1e-3)) > 0.995
+        assert np.any(da < 1e4) and np.any(da >= 1e9)  # terrain and sky both in view
         ia = fast.render(pos, q, [RenderTarget("quad", (40.0, 3.0, -22.0))], np.random.default_rng(5)).image
         ib = ref.render(pos, q, [RenderTarget("quad", (40.0, 3.0, -22.0))], np.random.default_rng(5)).image
         assert np.mean(np.abs(ia.astype(int) - ib.astype(int))) < 0.1
@@ -276,3 +278,29 @@ def test_ir_scene_is_grey_with_hot_targets():
     assert np.array_equal(f.image[..., 0], f.image[..., 1]) and np.array_equal(f.image[..., 1], f.image[..., 2])
     x0, y0, x1, y1 = (round(v) for v in f.labels[0].xyxy_px)
     assert f.image[y0:y1 + 1, x0:x1 + 1, 0].max() > f.image[:y0 - 5, :, 0].max()  # hotter than the sky above
+
+
+def test_terrain_hides_targets_behind_it():
+    cam = _camera()
+    # a continuous tree line 200-600 m away, 25 m high, seen from 2 m up
+    scene = _plain_scene(tree_cover=1.0, tree_distance_m=400.0, tree_height_m=25.0)
+    r = Renderer(cam, scene)
+    q = euler_to_quat(0.0, 0.0, 0.0)
+    cam_pos = (0.0, 0.0, -2.0)
+    behind = RenderTarget("quad_x8", (1200.0, 0.0, -4.0), size_scale=20.0)  # low, beyond the trees
+    before = RenderTarget("quad_x8", (150.0, 0.0, -4.0), size_scale=3.0)  # in front of the trees
+    f = r.render(cam_pos, q, [behind, before], None)
+    assert [(lab.target_index, lab.excluded) for lab in f.excluded] == [(0, "occluded")]
+    assert [lab.target_index for lab in f.labels] == [1]
+    only_before = r.render(cam_pos, q, [before], None)
+    assert np.array_equal(f.image, only_before.image)  # the hidden one left no pixel
+    # straddling the tree tops: partly visible, box within the geometric one
+    top = float(r._tree_h_m[len(r._tree_h_m) // 2])
+    d_tree = float(r._tree_d_m[len(r._tree_d_m) // 2])
+    over = RenderTarget("airliner", (3000.0, 0.0, -2.0 - (top - 2.0) * 3000.0 / d_tree), size_scale=3.0)
+    g = r.render(cam_pos, q, [over], None)
+    lab = (g.labels + g.excluded)[0]
+    full = _expected_box(cam, q, np.asarray(cam_pos), over)
+    assert lab.excluded == "" and 0.05 < lab.visible_fraction < 0.95
+    assert full[0] <= lab.xyxy_px[0] and lab.xyxy_px[2] <= full[2]  # never beyond the geometric box
+    assert full[1] <= lab.xyxy_px[1] and lab.xyxy_px[3] <= full[3]
