@@ -39,7 +39,7 @@ RATES_HZ = {
 }
 
 
-def _encode(mav, name: str, t_s: float):  # noqa: ANN001, ANN202, C901
+def _encode(mav, name: str, t_s: float):
     ms = int(t_s * 1000)
     us = int(t_s * 1e6)
     if name == "ATTITUDE":
@@ -153,9 +153,9 @@ def _measure_bridge(duration_s: float) -> dict:
     finally:
         b.close()
         proc.wait(timeout=10)
-    return dict(cpu_share=cpu / wall, wall_s=wall, rx_per_s=rx / wall, tx_per_s=tx / wall,
-                decoded_fraction=decoded / max(b.link.stats.received + b.link.stats.skipped, 1),
-                setpoints_per_s=sp_sent / wall, set_calls=n_set, bad_data=bad, step_errors=errors)
+    return {"cpu_share": cpu / wall, "wall_s": wall, "rx_per_s": rx / wall, "tx_per_s": tx / wall,
+                "decoded_fraction": decoded / max(b.link.stats.received + b.link.stats.skipped, 1),
+                "setpoints_per_s": sp_sent / wall, "set_calls": n_set, "bad_data": bad, "step_errors": errors}
 
 
 def _measure_baseline(duration_s: float) -> dict:
@@ -177,7 +177,7 @@ def _measure_baseline(duration_s: float) -> dict:
     finally:
         conn.close()
         proc.wait(timeout=10)
-    return dict(cpu_share=cpu / wall, wall_s=wall, rx_per_s=n / wall)
+    return {"cpu_share": cpu / wall, "wall_s": wall, "rx_per_s": n / wall}
 
 
 def run(out_dir: Path) -> dict:
@@ -192,8 +192,8 @@ def run(out_dir: Path) -> dict:
     print(f"baseline (bare pymavlink recv) CPU share: {100 * base['cpu_share']:.2f} %  "
           f"({base['rx_per_s']:.0f} msg/s)")
     print(f"ratio bridge / baseline: {ratio:.2f}x")
-    return dict(bridge=br, baseline=base, ratio_bridge_over_baseline=ratio,
-                goal_cpu_share=0.05, meets_goal=br["cpu_share"] < 0.05)
+    return {"bridge": br, "baseline": base, "ratio_bridge_over_baseline": ratio,
+                "goal_cpu_share": 0.05, "meets_goal": br["cpu_share"] < 0.05}
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Self
 
 from autonomy.mavlink.clock import Clock, ClockMapper, MonotonicClock
 from autonomy.mavlink.codec import StateCache
@@ -33,8 +34,13 @@ from autonomy.mavlink.commander import Commander, MavResult, PendingCommand
 from autonomy.mavlink.errors import CommandError, LinkError, ParamError
 from autonomy.mavlink.events import MSG_ID_EVENT, Px4Event, decode_event_frame
 from autonomy.mavlink.flavour import EncodedSetpoint, Flavour
-from autonomy.mavlink.ground import (MAV_CMD_USER_1, MalformedCommand, decode_adsb, decode_follow_target,
-                                     decode_operator_command)
+from autonomy.mavlink.ground import (
+    MAV_CMD_USER_1,
+    MalformedCommand,
+    decode_adsb,
+    decode_follow_target,
+    decode_operator_command,
+)
 from autonomy.mavlink.history import StateHistory
 from autonomy.mavlink.link import Link, LinkConfig
 from autonomy.mavlink.params import ParamCache, ParamValue
@@ -78,7 +84,7 @@ class Control(enum.Enum):
 @dataclass(frozen=True)
 class BridgeConfig:
     link: LinkConfig
-    streamer: StreamerConfig = StreamerConfig()
+    streamer: StreamerConfig = field(default_factory=StreamerConfig)
     heartbeat_period_s: float = 1.0
     timesync_period_s: float = 0.5
     command_timeout_s: float = 1.0
@@ -147,13 +153,13 @@ class Bridge:
         self.step_errors = 0
 
     # ================================================================ lifecycle
-    def __enter__(self) -> "Bridge":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self) -> "Bridge":
+    def start(self) -> Bridge:
         """Run ``step()`` on a daemon thread (idempotent)."""
         if self._thread is None:
             self._running = True
@@ -169,7 +175,7 @@ class Bridge:
         while self._running:
             try:
                 self.step()
-            except Exception:  # noqa: BLE001 - the loop must survive; counted and logged
+            except Exception:
                 self.step_errors += 1
                 log.exception("bridge step failed")
             t_next = max(t_next + period, time.monotonic() - period)
@@ -266,7 +272,7 @@ class Bridge:
                                0, 0, 0, 0), now, self.config.command_timeout_s, self.config.command_retries))
 
     # ================================================================ receive side
-    def _dispatch(self, msg, t_recv: float) -> None:  # noqa: ANN001, C901
+    def _dispatch(self, msg, t_recv: float) -> None:
         mtype = msg.get_type()
         changed = self.cache.apply(msg, t_recv)
         if mtype == "HEARTBEAT":
@@ -323,7 +329,7 @@ class Bridge:
                                   f"autopilot took control: mode {mode} (status {self.cache.heartbeat.system_status});"
                                   " streaming stopped, reengage() needed")
 
-    def _on_timesync(self, msg, now: float) -> None:  # noqa: ANN001
+    def _on_timesync(self, msg, now: float) -> None:
         if msg.tc1 == 0:  # the autopilot asks: answer with our time (PX4 sends these at 10 Hz)
             self._send(self.link.mav.timesync_encode(int(now * 1e9) + 1, msg.ts1))
             return
@@ -331,7 +337,7 @@ class Bridge:
         if t_sent is not None:
             self.mapper.add_sync(t_sent, now, msg.tc1 * 1e-9)
 
-    def _on_command(self, msg, now: float) -> None:  # noqa: ANN001
+    def _on_command(self, msg, now: float) -> None:
         me = (self.config.link.source_system, self.config.link.source_component)
         if (msg.target_system, msg.target_component) != me:
             if msg.target_system not in (0, me[0]) or msg.target_component not in (0, me[1]):
@@ -359,7 +365,7 @@ class Bridge:
                     cb(cmd)
         self._send(self.link.mav.command_ack_encode(msg.command, int(result), 0, 0, src[0], src[1]))
 
-    def _on_cue(self, msg, now: float) -> None:  # noqa: ANN001
+    def _on_cue(self, msg, now: float) -> None:
         origin = self.cache.origin
         if origin is None:
             self.counters.cues_without_origin += 1
@@ -374,7 +380,7 @@ class Bridge:
             cb(cue)
 
     # ================================================================ send side
-    def _send(self, msg) -> bool:  # noqa: ANN001
+    def _send(self, msg) -> bool:
         return self.link.send(msg)
 
     def _target(self) -> tuple[int, int]:
@@ -654,7 +660,7 @@ class Bridge:
                 return self.params.values[name].value
         raise ParamError(f"parameter {name!r}: no PARAM_VALUE within {timeout_s} s (unknown name?)")
 
-    def param_set(self, name: str, value: float | int, param_type: int | None = None,
+    def param_set(self, name: str, value: float, param_type: int | None = None,
                   timeout_s: float = 2.0) -> float | int:
         """Write and wait for the echo; the type is read first when not given. Returns the echoed value."""
         fl = self._need_flavour()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -43,18 +44,18 @@ class Heartbeat:
         return bool(self.base_mode & MAV_MODE_FLAG_SAFETY_ARMED)
 
 
-def decode_heartbeat(msg) -> Heartbeat:  # noqa: ANN001
+def decode_heartbeat(msg) -> Heartbeat:
     return Heartbeat(msg.autopilot, msg.type, msg.base_mode, msg.custom_mode, msg.system_status)
 
 
-def decode_local_position(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  # noqa: ANN001
+def decode_local_position(msg) -> tuple[float, np.ndarray, np.ndarray] | None:
     """LOCAL_POSITION_NED -> (t_boot_s, pos_ned_m, vel_ned_mps), None when a field is not finite."""
     if not _finite(msg.x, msg.y, msg.z, msg.vx, msg.vy, msg.vz):
         return None
     return msg.time_boot_ms * 1e-3, np.array([msg.x, msg.y, msg.z]), np.array([msg.vx, msg.vy, msg.vz])
 
 
-def decode_attitude_quaternion(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  # noqa: ANN001
+def decode_attitude_quaternion(msg) -> tuple[float, np.ndarray, np.ndarray] | None:
     """ATTITUDE_QUATERNION -> (t_boot_s, q [w,x,y,z] body FRD->NED, rate_body_radps)."""
     w, x, y, z = msg.q1, msg.q2, msg.q3, msg.q4
     if not _finite(w, x, y, z, msg.rollspeed, msg.pitchspeed, msg.yawspeed):
@@ -66,7 +67,7 @@ def decode_attitude_quaternion(msg) -> tuple[float, np.ndarray, np.ndarray] | No
             np.array([msg.rollspeed, msg.pitchspeed, msg.yawspeed]))
 
 
-def decode_attitude(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  # noqa: ANN001
+def decode_attitude(msg) -> tuple[float, np.ndarray, np.ndarray] | None:
     """ATTITUDE (Euler 3-2-1, rad) -> (t_boot_s, q, rate_body_radps)."""
     if not _finite(msg.roll, msg.pitch, msg.yaw, msg.rollspeed, msg.pitchspeed, msg.yawspeed):
         return None
@@ -74,13 +75,13 @@ def decode_attitude(msg) -> tuple[float, np.ndarray, np.ndarray] | None:  # noqa
     return msg.time_boot_ms * 1e-3, q, np.array([msg.rollspeed, msg.pitchspeed, msg.yawspeed])
 
 
-def decode_global_position(msg) -> tuple[float, tuple[float, float, float], np.ndarray]:  # noqa: ANN001
+def decode_global_position(msg) -> tuple[float, tuple[float, float, float], np.ndarray]:
     """GLOBAL_POSITION_INT -> (t_boot_s, (lat_deg, lon_deg, alt_m AMSL), vel_ned_mps). Integers: always finite."""
     return (msg.time_boot_ms * 1e-3, (msg.lat * 1e-7, msg.lon * 1e-7, msg.alt * 1e-3),
             np.array([msg.vx, msg.vy, msg.vz]) * 0.01)
 
 
-def decode_origin(msg) -> tuple[float, float, float] | None:  # noqa: ANN001
+def decode_origin(msg) -> tuple[float, float, float] | None:
     """GPS_GLOBAL_ORIGIN or HOME_POSITION -> EKF origin (lat_deg, lon_deg, alt_m AMSL)."""
     lla = (msg.latitude * 1e-7, msg.longitude * 1e-7, msg.altitude * 1e-3)
     if msg.get_type() == "GPS_GLOBAL_ORIGIN":
@@ -120,10 +121,10 @@ class StateCache:
         self._t_state_s = -math.inf
 
     # ---------------------------------------------------------------- dispatch
-    def is_from_vehicle(self, msg) -> bool:  # noqa: ANN001
+    def is_from_vehicle(self, msg) -> bool:
         return self.vehicle is not None and (msg.get_srcSystem(), msg.get_srcComponent()) == self.vehicle
 
-    def apply(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def apply(self, msg, t_recv_s: float) -> bool:
         mtype = msg.get_type()
         if mtype == "HEARTBEAT":
             return self._heartbeat(msg, t_recv_s)
@@ -132,7 +133,7 @@ class StateCache:
         handler = self._handlers.get(mtype)
         return handler(self, msg, t_recv_s) if handler else False
 
-    def _heartbeat(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _heartbeat(self, msg, t_recv_s: float) -> bool:
         if self.vehicle is None:
             fl = flavour_for(msg.autopilot)
             if fl is None or msg.type in _NOT_VEHICLES:
@@ -149,7 +150,7 @@ class StateCache:
         self.mapper.add_arrival(t_recv_s, t_boot_s)
         return self.mapper.to_ours(t_boot_s)
 
-    def _local(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _local(self, msg, t_recv_s: float) -> bool:
         d = decode_local_position(msg)
         if d is None:
             self.dropped_nan += 1
@@ -161,7 +162,7 @@ class StateCache:
         self.history.add_kinematics(t_s, d[1], d[2])
         return True
 
-    def _global(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _global(self, msg, t_recv_s: float) -> bool:
         # Fallback for ArduPilot before its EKF publishes LOCAL_POSITION_NED (Appendix B).
         if t_recv_s - self._t_local_s < self._local_stale_s or self.origin is None:
             return False
@@ -173,7 +174,7 @@ class StateCache:
         self.history.add_kinematics(t_s, self._pos, vel)
         return True
 
-    def _attitude_q(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _attitude_q(self, msg, t_recv_s: float) -> bool:
         d = decode_attitude_quaternion(msg)
         if d is None:
             self.dropped_nan += 1
@@ -181,7 +182,7 @@ class StateCache:
         self._t_quat_s = t_recv_s
         return self._set_att(d, t_recv_s)
 
-    def _attitude(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _attitude(self, msg, t_recv_s: float) -> bool:
         if t_recv_s - self._t_quat_s < 0.5:  # ATTITUDE_QUATERNION is the better source when it flows
             return False
         d = decode_attitude(msg)
@@ -190,17 +191,17 @@ class StateCache:
             return False
         return self._set_att(d, t_recv_s)
 
-    def _set_att(self, d, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _set_att(self, d, t_recv_s: float) -> bool:
         t_s = self._ap_time(d[0], t_recv_s)
         self._q, self._rate = d[1], d[2]
         self.history.add_attitude(t_s, d[1], d[2])
         return True
 
-    def _ext_state(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _ext_state(self, msg, t_recv_s: float) -> bool:
         self.landed = {1: True, 2: False, 3: False, 4: False}.get(msg.landed_state)
         return True
 
-    def _origin(self, msg, t_recv_s: float) -> bool:  # noqa: ANN001
+    def _origin(self, msg, t_recv_s: float) -> bool:
         o = decode_origin(msg)
         if o is None:
             self.dropped_nan += 1
@@ -213,7 +214,7 @@ class StateCache:
             self.origin = o
         return True
 
-    _handlers = {
+    _handlers = MappingProxyType({   # read-only: no class-level mutable state
         "LOCAL_POSITION_NED": _local,
         "GLOBAL_POSITION_INT": _global,
         "ATTITUDE_QUATERNION": _attitude_q,
@@ -221,7 +222,7 @@ class StateCache:
         "EXTENDED_SYS_STATE": _ext_state,
         "GPS_GLOBAL_ORIGIN": _origin,
         "HOME_POSITION": _origin,
-    }
+    })
 
     # ---------------------------------------------------------------- views
     @property
@@ -248,7 +249,7 @@ class StateCache:
             return None
         return self._make(t_s, kin[0], kin[1], att[0], att[1])
 
-    def _make(self, t_s, pos, vel, q, rate) -> VehicleState:  # noqa: ANN001
+    def _make(self, t_s, pos, vel, q, rate) -> VehicleState:
         return VehicleState(t_s=t_s, pos_ned_m=pos, vel_ned_mps=vel, q_body_to_ned=q, rate_body_radps=rate,
                             armed=self.armed, mode=self.mode,
                             autopilot=self.flavour.autopilot if self.flavour else Autopilot.UNKNOWN,

@@ -143,10 +143,10 @@ class Flavour:
         return EncodedSetpoint(_FRAME_IDS[sp.frame], mask, pos or zero, vel or zero, acc or zero,
                                yaw or 0.0, yaw_rate or 0.0)
 
-    def _check(self, frame: SetpointFrame, pos, vel, acc) -> None:  # noqa: ANN001
+    def _check(self, frame: SetpointFrame, pos, vel, acc) -> None:
         raise NotImplementedError
 
-    def encode_param(self, value: float | int, param_type: int) -> float:
+    def encode_param(self, value: float, param_type: int) -> float:
         raise NotImplementedError
 
     def decode_param(self, wire_value: float, param_type: int) -> float | int:
@@ -178,11 +178,11 @@ class Px4Flavour(Flavour):
         main, sub = PX4_MODES[name]
         return 1.0, float(main), float(sub)  # base_mode CUSTOM flag, main, sub (section 4)
 
-    def _check(self, frame, pos, vel, acc) -> None:  # noqa: ANN001
+    def _check(self, frame, pos, vel, acc) -> None:
         if frame is SetpointFrame.BODY_NED and pos is not None:
             raise SetpointError("PX4 drops position in BODY_NED (frame 8): send position in LOCAL_NED")
 
-    def encode_param(self, value: float | int, param_type: int) -> float:
+    def encode_param(self, value: float, param_type: int) -> float:
         """Byte-wise: integer bits memcpy'd into the float field (PARAM_ENCODE_BYTEWISE)."""
         if param_type in _INT_TYPES:
             fmt = _INT_TYPES[param_type]
@@ -223,7 +223,7 @@ class ArduPilotFlavour(Flavour):
             raise ValueError(f"unknown ArduCopter mode {name!r}; known: {', '.join(COPTER_MODES)}")
         return 1.0, float(COPTER_MODES[name]), 0.0
 
-    def _check(self, frame, pos, vel, acc) -> None:  # noqa: ANN001
+    def _check(self, frame, pos, vel, acc) -> None:
         if pos is not None and acc is not None and vel is None:
             raise SetpointError("ArduPilot stops Guided on position + acceleration without velocity; "
                                 "add a velocity feed-forward")
@@ -231,12 +231,12 @@ class ArduPilotFlavour(Flavour):
             if v is not None and max(abs(c) for c in v) > 1000.0:
                 raise SetpointError(f"ArduPilot stops Guided on |{name}| > 1000: {v}")
 
-    def encode_param(self, value: float | int, param_type: int) -> float:
+    def encode_param(self, value: float, param_type: int) -> float:
         return float(value)
 
     def decode_param(self, wire_value: float, param_type: int) -> float | int:
         if param_type in _INT_TYPES:
-            return int(round(wire_value))
+            return round(wire_value)
         return float(wire_value)
 
 

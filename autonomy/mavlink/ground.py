@@ -64,7 +64,7 @@ def decode_operator_command(p1: float, p2: float, p3: float, t_s: float, signed:
                            source_sysid=sysid, source_compid=compid)
 
 
-def decode_follow_target(msg, origin: tuple[float, float, float], t_s: float) -> TargetCue | None:  # noqa: ANN001
+def decode_follow_target(msg, origin: tuple[float, float, float], t_s: float) -> TargetCue | None:
     lat, lon, alt = msg.lat * 1e-7, msg.lon * 1e-7, float(msg.alt)
     vel = np.array(msg.vel, dtype=float)
     if not (math.isfinite(alt) and np.all(np.isfinite(vel))):
@@ -75,7 +75,7 @@ def decode_follow_target(msg, origin: tuple[float, float, float], t_s: float) ->
                      vel_ned_mps=vel, pos_std_m=std, source="follow_target")
 
 
-def decode_adsb(msg, origin: tuple[float, float, float], t_s: float) -> TargetCue:  # noqa: ANN001
+def decode_adsb(msg, origin: tuple[float, float, float], t_s: float) -> TargetCue:
     lat, lon, alt = msg.lat * 1e-7, msg.lon * 1e-7, msg.altitude * 1e-3
     hdg = math.radians(msg.heading * 0.01)
     v = msg.hor_velocity * 0.01

@@ -121,7 +121,7 @@ def _count_frames(data: bytes) -> int:
 class _TcpConn(mavutil.mavtcp):
     """mavutil's TCP link with a connect timeout and without its print-and-retry reconnect loop."""
 
-    def __init__(self, device: str, timeout_s: float, **kw) -> None:  # noqa: ANN003
+    def __init__(self, device: str, timeout_s: float, **kw) -> None:
         self._timeout_s = timeout_s
         self.closed_by_peer = False
         super().__init__(device, retries=0, **kw)
@@ -140,7 +140,7 @@ class _TcpConn(mavutil.mavtcp):
     def reconnect(self) -> None:  # the bridge decides when to reconnect
         return
 
-    def recv(self, n=None):  # noqa: ANN001, ANN201
+    def recv(self, n=None):
         if self.closed_by_peer:
             return b""
         return super().recv(n)
@@ -167,16 +167,16 @@ class Link:
     def open(self) -> None:
         cfg = self.config
         url = cfg.url
-        kw = dict(source_system=cfg.source_system, source_component=cfg.source_component)
+        kw = {"source_system": cfg.source_system, "source_component": cfg.source_component}
         try:
             if url.startswith("udpin:"):
                 conn = mavutil.mavudp(url[6:], input=True, **kw)
-            elif url.startswith("udpout:") or url.startswith("udp:"):
+            elif url.startswith(("udpout:", "udp:")):
                 conn = mavutil.mavudp(url.split(":", 1)[1], input=False, **kw)
             elif url.startswith("tcp:"):
                 conn = _TcpConn(url[4:], cfg.connect_timeout_s, **kw)
             elif url.startswith("file:") or url.endswith(".tlog"):
-                path = url[5:] if url.startswith("file:") else url
+                path = url.removeprefix("file:")
                 if not os.path.isfile(path):
                     raise LinkError(f"log file {path} does not exist")
                 conn = mavutil.mavlogfile(path, **kw)
@@ -198,8 +198,8 @@ class Link:
         self._conn = conn
         self._udp = isinstance(conn, mavutil.mavudp)
 
-    def _open_serial(self, url: str):  # noqa: ANN202
-        spec = url[7:] if url.startswith("serial:") else url
+    def _open_serial(self, url: str):
+        spec = url.removeprefix("serial:")
         device, baud = spec, self.config.baud
         if ":" in spec:
             device, b = spec.rsplit(":", 1)
@@ -215,7 +215,7 @@ class Link:
         except Exception as exc:  # pyserial's SerialException is not an OSError on every version
             raise LinkError(f"cannot open serial device {device} at {baud} baud: {exc}") from exc
 
-    def _allow_unsigned(self, _mav, _msgid: int) -> bool:  # noqa: ANN001
+    def _allow_unsigned(self, _mav, _msgid: int) -> bool:
         # Let unsigned frames through the parser; the bridge decides per message (commands refused).
         self.stats.unsigned += 1
         return True
@@ -239,7 +239,7 @@ class Link:
         return self.config.signing_key is not None
 
     @property
-    def mav(self):  # noqa: ANN201
+    def mav(self):
         """The pymavlink encoder (``*_encode`` methods) for building messages to ``send``."""
         if self._conn is None:
             raise LinkError(f"link {self.config.url!r} is closed")
@@ -275,10 +275,10 @@ class Link:
             try:
                 msg = conn.recv_msg()
             except Exception as exc:  # noqa: BLE001 - a library failure on bad input is a drop, not a crash
-                if isinstance(exc, OSError) and not isinstance(exc, BlockingIOError):
-                    if hasattr(conn, "closed_by_peer"):
-                        conn.closed_by_peer = True
-                        break
+                if isinstance(exc, OSError) and not isinstance(exc, BlockingIOError) \
+                        and hasattr(conn, "closed_by_peer"):
+                    conn.closed_by_peer = True
+                    break
                 self.stats.drop(f"exception {type(exc).__name__}")
                 continue
             if sig.badsig_count != badsig_before:
@@ -295,7 +295,7 @@ class Link:
                 out.append((msg, self.clock.now_s()))
         return out
 
-    def _recv_udp(self, conn, max_datagrams: int) -> list:  # noqa: ANN001
+    def _recv_udp(self, conn, max_datagrams: int) -> list:
         """UDP fast path: one datagram holds whole frames, so frames whose id is not in ``accept_ids`` are
         skipped (counted in ``stats.skipped``) without being decoded; the rest go to pymavlink's parser.
         Anything that does not walk as frames (garbage, truncation) goes to the parser whole and comes back
@@ -335,7 +335,7 @@ class Link:
                     out.append((msg, t_recv))
         return out
 
-    def send(self, msg) -> bool:  # noqa: ANN001
+    def send(self, msg) -> bool:
         """Pack (sign when configured) and send; False (counted) when the transport refused it."""
         conn = self._conn
         if conn is None or self.is_log:

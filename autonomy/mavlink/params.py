@@ -23,7 +23,7 @@ class ParamValue:
     count: int
 
 
-def _name(raw) -> str:  # noqa: ANN001
+def _name(raw) -> str:
     if isinstance(raw, (bytes, bytearray)):
         raw = raw.decode("ascii", "replace")
     return raw.rstrip("\x00")
@@ -37,7 +37,7 @@ class ParamCache:
         self.hash_check: int | None = None
         self.updates = 0  # increments on every PARAM_VALUE (waiters compare against it)
 
-    def on_param_value(self, msg, flavour: Flavour) -> ParamValue | None:  # noqa: ANN001
+    def on_param_value(self, msg, flavour: Flavour) -> ParamValue | None:
         name = _name(msg.param_id)
         self.updates += 1
         if name == HASH_CHECK:

@@ -11,7 +11,7 @@ import os
 
 os.environ.setdefault("MAVLINK20", "1")  # MAVLink 2 framing for every connection we open
 
-from pymavlink import mavutil  # noqa: E402
-from pymavlink.dialects.v20 import ardupilotmega as dialect  # noqa: E402  (superset of common)
+from pymavlink import mavutil
+from pymavlink.dialects.v20 import ardupilotmega as dialect
 
 __all__ = ["dialect", "mavutil"]

@@ -18,7 +18,7 @@ import pytest
 from autonomy.mavlink import Bridge, BridgeConfig, CommandError, Control, LinkConfig, StreamerConfig
 from autonomy.mavlink.flavour import PX4_MODES
 from autonomy.types import Setpoint
-from tests.conftest import free_tcp_port, free_udp_port
+from tests.conftest import free_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 K = 4.0  # simulator speed-up
@@ -78,7 +78,7 @@ def fly(b: Bridge, sp_of_t, sim_s: float, k: float = K) -> None:
         time.sleep(0.02)
 
 
-def vel(v) -> Setpoint:  # noqa: ANN001
+def vel(v) -> Setpoint:
     return Setpoint(t_s=0.0, vel_ned_mps=np.asarray(v, float))
 
 

@@ -15,8 +15,18 @@ import numpy as np
 import pytest
 
 from autonomy.geometry import geodetic_to_ned
-from autonomy.mavlink import (Bridge, BridgeConfig, CommandError, Control, LinkConfig, LinkError, MavResult,
-                              ParamError, SetpointError, StreamerConfig)
+from autonomy.mavlink import (
+    Bridge,
+    BridgeConfig,
+    CommandError,
+    Control,
+    LinkConfig,
+    LinkError,
+    MavResult,
+    ParamError,
+    SetpointError,
+    StreamerConfig,
+)
 from autonomy.mavlink.events import px4_event_id
 from autonomy.mavlink.flavour import ArduPilotFlavour, Px4Flavour, px4_custom_mode
 from autonomy.mavlink.link import Link, load_signing_key
@@ -55,7 +65,7 @@ class Peer(threading.Thread):
     def boot_s(self) -> float:
         return (time.monotonic() - self.t0) * self.time_scale
 
-    def send(self, msg) -> None:  # noqa: ANN001
+    def send(self, msg) -> None:
         with self.lock:
             self.conn.mav.send(msg)
 
@@ -97,7 +107,7 @@ class Peer(threading.Thread):
                 self.send(self.conn.mav.attitude_quaternion_encode(ms, 1, 0, 0, 0, 0, 0, 0.1))
             time.sleep(0.003)
 
-    def handle(self, m) -> None:  # noqa: ANN001
+    def handle(self, m) -> None:
         t = m.get_type()
         mav = self.conn.mav
         if t == "COMMAND_LONG":

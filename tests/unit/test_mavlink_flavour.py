@@ -11,8 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autonomy.mavlink.errors import SetpointError
-from autonomy.mavlink.flavour import (COPTER_MODES, PX4_MODES, ArduPilotFlavour, Px4Flavour, flavour_for,
-                                      px4_custom_mode)
+from autonomy.mavlink.flavour import (
+    COPTER_MODES,
+    PX4_MODES,
+    ArduPilotFlavour,
+    Px4Flavour,
+    flavour_for,
+    px4_custom_mode,
+)
 from autonomy.types import Autopilot, Setpoint, SetpointFrame
 
 PX4 = Px4Flavour()
@@ -39,7 +45,8 @@ def test_px4_spec_modes_decode_and_encode(name, custom):
 
 
 def test_px4_offboard_is_main_mode_6():
-    assert px4_custom_mode(6, 0) == 393216 == 0x60000
+    assert px4_custom_mode(6, 0) == 393216
+    assert px4_custom_mode(6, 0) == 0x60000
     assert PX4.mode_name(393216) == "OFFBOARD"
     # the old (sub-mode) reading of OFFBOARD is not OFFBOARD
     assert PX4.mode_name(6 << 24) != "OFFBOARD"
@@ -83,9 +90,9 @@ V = np.array([1.0, 2.0, -0.5])
 
 @pytest.mark.parametrize("fl", [PX4, APM], ids=["px4", "ardupilot"])
 @pytest.mark.parametrize("kwargs,mask", [
-    (dict(pos_ned_m=V), 3576), (dict(pos_ned_m=V, yaw_rad=0.3), 2552), (dict(vel_ned_mps=V), 3527),
-    (dict(vel_ned_mps=V, yaw_rad=0.3), 2503), (dict(vel_ned_mps=V, yaw_rate_radps=0.7), 1479),
-    (dict(acc_ned_mps2=V), 3135), (dict(pos_ned_m=V, vel_ned_mps=V), 3520),
+    ({"pos_ned_m": V}, 3576), ({"pos_ned_m": V, "yaw_rad": 0.3}, 2552), ({"vel_ned_mps": V}, 3527),
+    ({"vel_ned_mps": V, "yaw_rad": 0.3}, 2503), ({"vel_ned_mps": V, "yaw_rate_radps": 0.7}, 1479),
+    ({"acc_ned_mps2": V}, 3135), ({"pos_ned_m": V, "vel_ned_mps": V}, 3520),
 ])
 def test_spec_type_masks(fl, kwargs, mask):
     enc = fl.encode_setpoint(Setpoint(t_s=0.0, **kwargs))
@@ -98,16 +105,16 @@ def test_body_frame_and_values_are_carried():
 
 
 @pytest.mark.parametrize("fl,kwargs,match", [
-    (PX4, dict(pos_ned_m=V, frame=SetpointFrame.BODY_NED), "BODY_NED"),
-    (APM, dict(pos_ned_m=V, acc_ned_mps2=V), "position \\+ acceleration"),
-    (APM, dict(vel_ned_mps=np.array([1001.0, 0, 0])), "1000"),
-    (PX4, dict(vel_ned_mps=np.array([np.nan, 0, 0])), "non-finite"),
-    (APM, dict(acc_ned_mps2=np.array([0, np.inf, 0])), "non-finite"),
-    (PX4, dict(vel_ned_mps=V, yaw_rad=math.nan), "not finite"),
-    (PX4, dict(vel_ned_mps=V, yaw_rad=0.1, yaw_rate_radps=0.1), "not both"),
-    (APM, dict(yaw_rad=0.1), "needs position"),
-    (PX4, dict(), "needs position"),
-    (PX4, dict(vel_ned_mps=np.zeros(2)), "shape"),
+    (PX4, {"pos_ned_m": V, "frame": SetpointFrame.BODY_NED}, "BODY_NED"),
+    (APM, {"pos_ned_m": V, "acc_ned_mps2": V}, "position \\+ acceleration"),
+    (APM, {"vel_ned_mps": np.array([1001.0, 0, 0])}, "1000"),
+    (PX4, {"vel_ned_mps": np.array([np.nan, 0, 0])}, "non-finite"),
+    (APM, {"acc_ned_mps2": np.array([0, np.inf, 0])}, "non-finite"),
+    (PX4, {"vel_ned_mps": V, "yaw_rad": math.nan}, "not finite"),
+    (PX4, {"vel_ned_mps": V, "yaw_rad": 0.1, "yaw_rate_radps": 0.1}, "not both"),
+    (APM, {"yaw_rad": 0.1}, "needs position"),
+    (PX4, {}, "needs position"),
+    (PX4, {"vel_ned_mps": np.zeros(2)}, "shape"),
 ])
 def test_refused_before_sending(fl, kwargs, match):
     with pytest.raises(SetpointError, match=match):

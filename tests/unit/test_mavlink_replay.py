@@ -82,7 +82,7 @@ def test_replay_state_history_and_origin(replay):
     assert -10.3 < z.min() < -9.3                       # climbed to ~10 m
     xy = np.array([s.pos_ned_m[:2] for s in states])
     assert 14 < xy[:, 0].max() < 17 and 19 < xy[:, 1].max() < 22   # the square (README extents)
-    lat, lon, alt = b.cache.origin
+    lat, lon, _alt = b.cache.origin
     assert lat == pytest.approx(47.397742, abs=1e-3) and lon == pytest.approx(8.545594, abs=1e-3)
     # interpolation between two stored samples (the history keeps the newest 2048 kinematic samples)
     hist = b.cache.history
