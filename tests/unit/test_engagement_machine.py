@@ -1,0 +1,365 @@
+"""Engagement state machine: every transition, every gate, operator commands and the decision log."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from autonomy.engagement import (
+    EngagementConfig, EngagementError, EngagementInput, EngagementMachine, GeofenceConfig, Reason, State, Zone,
+    load_engagement_toml,
+)
+from autonomy.engagement import gates
+from autonomy.types import OperatorCommand, OperatorCommandKind, TargetCue, TargetTrack, TrackStatus, VehicleState
+
+K = OperatorCommandKind
+CUE_ID = 77
+FENCE = GeofenceConfig(((-5000, -5000), (5000, -5000), (5000, 5000), (-5000, 5000)), -5.0, 1500.0)
+
+
+def cfg(**kw) -> EngagementConfig:
+    return replace(EngagementConfig(geofence=FENCE), **kw)
+
+
+class World:
+    """A hand-driven engagement: vehicle at ``pos``, target at ``tgt`` (NED m), time in ``t``."""
+
+    def __init__(self, config: EngagementConfig | None = None, tgt=(600.0, 0.0, -200.0)):
+        self.m = EngagementMachine(config or cfg())
+        self.t = 0.0
+        self.pos = np.array([0.0, 0.0, -100.0])
+        self.vel = np.zeros(3)
+        self.tgt = np.array(tgt, dtype=float)
+        self.tgt_vel = np.array([0.0, 10.0, 0.0])
+
+    def cue(self) -> TargetCue:
+        return TargetCue(self.t, CUE_ID, self.tgt.copy(), self.tgt_vel.copy())
+
+    def track(self, tid=5, status=TrackStatus.CONFIRMED, cls="drone", direction=None) -> TargetTrack:
+        rel = (self.tgt if direction is None else self.pos + np.asarray(direction, float)) - self.pos
+        r = float(np.linalg.norm(rel))
+        return TargetTrack(tid, self.t, status, rel / r, np.zeros(3), np.eye(3) * 1e-6, 2.5 / r,
+                           class_name=cls, range_m=r)
+
+    def step(self, cue=True, tracks=(), cmds=(), link=True, frame=True, impact=False, dt=0.1):
+        self.t += dt
+        veh = VehicleState(self.t, self.pos.copy(), self.vel.copy(), np.array([1.0, 0, 0, 0]))
+        return self.m.step(EngagementInput(
+            self.t, veh, self.cue() if cue else None, tuple(tracks), tuple(cmds),
+            last_link_rx_t_s=self.t if link else self.t - 100.0, last_frame_t_s=self.t if frame else self.t - 100.0,
+            impact=impact))
+
+    def auth(self, tid, signed=True, valid=30.0):
+        return OperatorCommand(K.AUTHORIZE, self.t, tid, valid, signed=signed)
+
+    def to_track(self) -> None:
+        self.step()
+        assert self.m.state is State.ACQUIRE  # 600 m < acquire range
+        self.step(tracks=[self.track()])
+        assert self.m.state is State.AWAIT_AUTHORIZATION
+
+    def to_terminal(self) -> None:
+        self.to_track()
+        self.step(tracks=[self.track()], cmds=[self.auth(5)])
+        assert self.m.state is State.TERMINAL
+
+
+def reasons(m: EngagementMachine) -> list[Reason]:
+    return [d.reason for d in m.decisions]
+
+
+def test_idle_until_a_cue_then_midcourse_and_acquire():
+    w = World(tgt=(3000.0, 0.0, -200.0))
+    out = w.step(cue=False)
+    assert out.state is State.IDLE and out.setpoint is None
+    out = w.step()
+    assert out.state is State.MIDCOURSE and Reason.CUE_RECEIVED in out.reasons
+    assert out.setpoint is not None and np.linalg.norm(out.acc_cmd_ned_mps2) <= 30.0 + 1e-9
+    w.tgt = np.array([700.0, 0.0, -200.0])
+    assert w.step().state is State.ACQUIRE
+    w.tgt = np.array([1300.0, 0.0, -200.0])
+    out = w.step()
+    assert out.state is State.MIDCOURSE and Reason.CUE_OUT_OF_SENSOR_RANGE in out.reasons
+
+
+def test_acquire_needs_a_confirmed_engageable_track_that_agrees_with_the_cue():
+    w = World()
+    w.step()
+    w.step(tracks=[w.track(status=TrackStatus.TENTATIVE)])
+    assert w.m.state is State.ACQUIRE
+    w.step(tracks=[w.track(direction=(0.0, 600.0, 0.0))])  # 90 deg away from the cue
+    assert w.m.state is State.ACQUIRE
+    w.step(tracks=[w.track(cls="bird")])
+    assert w.m.state is State.ACQUIRE and Reason.CONFUSER_CLASS in reasons(w.m)
+    for cls in ("airplane", "helicopter"):
+        w.step(tracks=[w.track(cls=cls, tid=9)])
+        assert w.m.state is State.ACQUIRE
+    out = w.step(tracks=[w.track(cls="bird", tid=8), w.track(tid=5)])
+    assert out.state is State.AWAIT_AUTHORIZATION and out.engaged_track_id == 5
+    assert reasons(w.m)[-2:] == [Reason.TRACK_CONFIRMED, Reason.AUTHORIZATION_REQUIRED]
+
+
+def test_authorization_is_bound_to_one_track_and_expires():
+    w = World()
+    w.to_track()
+    w.step(tracks=[w.track()], cmds=[w.auth(6)])  # another track
+    assert w.m.state is State.AWAIT_AUTHORIZATION
+    w.step(tracks=[w.track()], cmds=[w.auth(5, valid=1.0)])
+    assert w.m.state is State.TERMINAL
+    for _ in range(12):
+        w.step(tracks=[w.track()])
+    assert w.m.state is State.AWAIT_AUTHORIZATION and Reason.AUTHORIZATION_EXPIRED in reasons(w.m)
+
+
+def test_authorizing_the_ground_track_carries_over_to_the_associated_camera_track():
+    w = World()
+    w.step(cmds=[w.auth(CUE_ID)])
+    w.step()
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.TERMINAL
+    assert reasons(w.m)[-2:] == [Reason.TRACK_CONFIRMED, Reason.AUTHORIZED]
+
+
+def test_max_authorization_validity_is_capped():
+    w = World(cfg(max_authorization_s=2.0))
+    w.to_track()
+    w.step(tracks=[w.track()], cmds=[w.auth(5, valid=1000.0)])
+    assert w.m.state is State.TERMINAL
+    for _ in range(25):
+        w.step(tracks=[w.track()])
+    assert w.m.state is State.AWAIT_AUTHORIZATION
+
+
+def test_deny_withdraws_authorization():
+    w = World()
+    w.to_terminal()
+    out = w.step(tracks=[w.track()], cmds=[OperatorCommand(K.DENY, w.t, 5, signed=True)])
+    assert out.state is State.AWAIT_AUTHORIZATION and Reason.DENIED in out.reasons
+
+
+def test_unsigned_commands_are_refused_when_signing_is_required():
+    w = World(cfg(require_signed_commands=True))
+    w.to_track()
+    out = w.step(tracks=[w.track()], cmds=[w.auth(5, signed=False)])
+    assert out.state is State.AWAIT_AUTHORIZATION and Reason.UNSIGNED_COMMAND_REFUSED in out.reasons
+    out = w.step(tracks=[w.track()], cmds=[OperatorCommand(K.ABORT, w.t, signed=False)])
+    assert out.state is State.AWAIT_AUTHORIZATION  # an unsigned abort is refused too
+    assert w.step(tracks=[w.track()], cmds=[w.auth(5, signed=True)]).state is State.TERMINAL
+    w2 = World(cfg(require_signed_commands=False))
+    w2.to_track()
+    assert w2.step(tracks=[w2.track()], cmds=[w2.auth(5, signed=False)]).state is State.TERMINAL
+
+
+def test_abort_always_wins_then_hold_then_rtl():
+    w = World(cfg(hold_before_rtl_s=0.5))
+    w.to_track()
+    out = w.step(tracks=[w.track()], cmds=[w.auth(5), OperatorCommand(K.ABORT, w.t, signed=True), w.auth(5)])
+    assert out.state is State.HOLD and out.brake and np.allclose(out.setpoint.vel_ned_mps, 0.0)
+    assert reasons(w.m)[-2:] == [Reason.OPERATOR_ABORT, Reason.BRAKING]
+    for _ in range(6):
+        out = w.step(tracks=[w.track()], cmds=[w.auth(5)])
+    assert out.state is State.RTL and out.rtl and Reason.HOLD_TIMEOUT in reasons(w.m)
+    assert all(d.reason is not Reason.AUTHORIZED for d in w.m.decisions)
+
+
+def test_return_goes_to_rtl():
+    w = World()
+    w.step()
+    out = w.step(cmds=[OperatorCommand(K.RETURN, w.t, signed=True)])
+    assert out.state is State.RTL and out.rtl and Reason.OPERATOR_RETURN in out.reasons
+
+
+def test_impact_ends_in_done():
+    w = World()
+    w.to_terminal()
+    out = w.step(tracks=[w.track()], impact=True)
+    assert out.state is State.DONE and Reason.IMPACT in out.reasons
+
+
+def test_miss_reattack_and_reattack_limit():
+    w = World(cfg(max_reattacks=1))
+    w.to_terminal()
+    # we flew past: target 10 m behind us, we move away from it
+    w.tgt = np.array([-10.0, 0.0, -100.0])
+    w.vel = np.array([50.0, 0.0, 0.0])
+    w.tgt_vel = np.zeros(3)
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.REATTACK and reasons(w.m)[-2:] == [Reason.PASSED_TARGET, Reason.REATTACK_STARTED]
+    # turned around, closing from 200 m
+    w.tgt = np.array([200.0, 0.0, -100.0])
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.TERMINAL and Reason.REATTACK_READY in out.reasons
+    w.tgt = np.array([-10.0, 0.0, -100.0])
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.ABORT and Reason.REATTACK_LIMIT in reasons(w.m)
+
+
+def test_link_loss_aborts():
+    w = World()
+    w.step()
+    out = w.step(link=False)
+    assert out.state is State.ABORT and out.brake and Reason.LINK_LOST in out.reasons
+    assert w.step(link=False).state is State.HOLD
+
+
+def test_pipeline_stall_aborts_only_where_the_camera_is_needed():
+    w = World(tgt=(3000.0, 0.0, -200.0))
+    w.step(frame=False)
+    assert w.step(frame=False).state is State.MIDCOURSE  # midcourse flies on the cue
+    w2 = World()
+    w2.to_track()
+    out = w2.step(tracks=[w2.track()], frame=False)
+    assert out.state is State.ABORT and Reason.PIPELINE_STALL in out.reasons
+
+
+def test_max_engagement_time_aborts():
+    w = World(cfg(max_engagement_s=1.0), tgt=(3000.0, 0.0, -200.0))
+    for _ in range(15):
+        out = w.step()
+    assert out.state in (State.HOLD, State.RTL) and Reason.MAX_ENGAGEMENT_TIME in reasons(w.m)
+
+
+def test_geofence_checks_the_stopping_point():
+    w = World(tgt=(3000.0, 0.0, -200.0))
+    w.step()
+    w.pos = np.array([4900.0, 0.0, -100.0])
+    w.vel = np.array([60.0, 0.0, 0.0])  # stops ~120 m further at 15 m/s^2: outside
+    out = w.step()
+    assert out.state is State.ABORT and out.brake and Reason.GEOFENCE in out.reasons
+    w2 = World(tgt=(3000.0, 0.0, -200.0))
+    w2.step()
+    w2.pos = np.array([0.0, 0.0, -1600.0])  # above the altitude band
+    assert w2.step().state is State.ABORT
+
+
+def test_no_engage_zone_blocks_terminal_for_vehicle_and_intercept_point():
+    zone = Zone("village", ((400.0, -200.0), (800.0, -200.0), (800.0, 200.0), (400.0, 200.0)))
+    w = World(cfg(no_engage_zones=(zone,)))
+    w.to_track()  # the target (and so the intercept point) is inside the zone
+    out = w.step(tracks=[w.track()], cmds=[w.auth(5)])
+    assert out.state is State.AWAIT_AUTHORIZATION and Reason.NO_ENGAGE_ZONE in reasons(w.m)
+    # leaving the zone: engagement allowed
+    w.tgt = np.array([300.0, 500.0, -200.0])
+    w.tgt_vel = np.zeros(3)
+    assert w.step(tracks=[w.track()]).state is State.TERMINAL
+    # the target flies into the zone while we home: break off
+    w.tgt = np.array([600.0, 0.0, -200.0])
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.AWAIT_AUTHORIZATION and Reason.NO_ENGAGE_ZONE in out.reasons
+    # the vehicle itself inside a zone
+    ok, why = gates.no_engage_clear(np.array([500.0, 0, 0]), None, (zone,))
+    assert not ok and "vehicle" in why
+
+
+def test_targets_near_the_ground_are_not_engaged():
+    w = World(tgt=(600.0, 0.0, -3.0))
+    w.to_track()
+    out = w.step(tracks=[w.track()], cmds=[w.auth(5)])
+    assert out.state is State.AWAIT_AUTHORIZATION and Reason.TARGET_NOT_AERIAL in reasons(w.m)
+
+
+def test_track_loss_hands_back_to_the_cue_or_aborts():
+    w = World()
+    w.to_terminal()
+    for _ in range(12):
+        out = w.step()
+    assert Reason.TRACK_LOST in reasons(w.m) and w.m.state in (State.MIDCOURSE, State.ACQUIRE)
+    w2 = World()
+    w2.to_terminal()
+    for _ in range(12):
+        out = w2.step(cue=False, tracks=[])
+        w2.m._cue_hist = []  # the ground track is gone too
+    assert out.state in (State.HOLD, State.RTL) and Reason.TRACK_LOST in reasons(w2.m)
+
+
+def test_cue_loss_in_midcourse_aborts():
+    w = World(cfg(cue_timeout_s=0.5), tgt=(3000.0, 0.0, -200.0))
+    w.step()
+    for _ in range(8):
+        out = w.step(cue=False)
+    assert out.state in (State.ABORT, State.HOLD) and Reason.CUE_LOST in reasons(w.m)
+
+
+def test_engaged_track_reclassified_as_confuser_is_dropped():
+    w = World()
+    w.to_terminal()
+    out = w.step(tracks=[w.track(cls="bird")])
+    assert out.state is State.ACQUIRE and Reason.CONFUSER_CLASS in out.reasons and out.engaged_track_id is None
+
+
+def test_renumbered_track_is_reassociated():
+    w = World()
+    w.to_terminal()
+    out = w.step(tracks=[w.track(tid=12)])
+    # the new id is followed at once, but the authorization named track 5: the operator must confirm 12
+    assert out.engaged_track_id == 12 and Reason.TRACK_REASSOCIATED in out.reasons
+    assert out.state is State.AWAIT_AUTHORIZATION
+    w2 = World()
+    w2.step(cmds=[w2.auth(CUE_ID)])  # authorization of the ground track covers any camera track bound to it
+    w2.step()
+    w2.step(tracks=[w2.track()])
+    out = w2.step(tracks=[w2.track(tid=12)])
+    assert out.state is State.TERMINAL and out.engaged_track_id == 12
+
+
+def test_decision_log_records_every_transition():
+    w = World()
+    w.to_terminal()
+    log = w.m.decisions
+    assert [d.to_state for d in log if d.from_state != d.to_state] == [
+        State.MIDCOURSE, State.ACQUIRE, State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL]
+    assert all(isinstance(d.reason, Reason) and d.t_s > 0 for d in log)
+    assert all(log[i].t_s <= log[i + 1].t_s for i in range(len(log) - 1))
+
+
+def test_terminal_output_respects_limits_and_the_altitude_floor():
+    w = World(cfg(min_altitude_m=150.0))
+    w.to_terminal()
+    out = w.step(tracks=[w.track()])  # we are at 100 m, below the 150 m floor
+    assert np.linalg.norm(out.acc_cmd_ned_mps2) <= 30.0 + 1e-9
+    assert out.acc_cmd_ned_mps2[2] < 0.0 and out.setpoint.acc_ned_mps2 is not None
+    assert out.setpoint.yaw_rad == pytest.approx(0.0, abs=0.5)
+
+
+def test_pure_pursuit_law_points_at_the_target():
+    w = World(cfg(law="pure_pursuit"))
+    w.to_terminal()
+    out = w.step(tracks=[w.track()])
+    los = (w.tgt - w.pos) / np.linalg.norm(w.tgt - w.pos)
+    assert float(out.acc_cmd_ned_mps2 @ los) > 0.0
+
+
+def test_config_toml_and_errors(tmp_path):
+    p = tmp_path / "eng.toml"
+    p.write_text(
+        '[engagement]\nlaw = "augmented_pn"\nnav_gain = 5.0\nmin_altitude_m = 30.0\n'
+        'require_signed_commands = true\n'
+        '[engagement.geofence]\npolygon_ne_m = [[-1000, -1000], [1000, -1000], [1000, 1000]]\n'
+        'max_altitude_m = 500.0\n'
+        '[[engagement.no_engage_zones]]\nname = "school"\npolygon_ne_m = [[0, 0], [10, 0], [10, 10]]\n')
+    c = load_engagement_toml(p)
+    assert c.law == "augmented_pn" and c.nav_gain == 5.0 and c.require_signed_commands
+    assert c.geofence.max_altitude_m == 500.0 and c.no_engage_zones[0].name == "school"
+    p.write_text('[engagement]\nlaw = "magic"\n')
+    with pytest.raises(EngagementError, match="law"):
+        load_engagement_toml(p)
+    p.write_text('[engagement]\nspeed = 3\n')
+    with pytest.raises(EngagementError, match="unknown"):
+        load_engagement_toml(p)
+    p.write_text('[engagement\n')
+    with pytest.raises(EngagementError, match="malformed"):
+        load_engagement_toml(p)
+    with pytest.raises(EngagementError):
+        Zone("bad", ((0.0, 0.0), (1.0, 1.0)))
+    with pytest.raises(EngagementError):
+        EngagementConfig(engageable_classes=("bird",))
+
+
+def test_point_in_polygon_and_watchdog():
+    sq = ((0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0))
+    assert gates.point_in_polygon(5, 5, sq) and not gates.point_in_polygon(15, 5, sq)
+    assert gates.watchdog_clear(10.0, 9.5, 1.0) and not gates.watchdog_clear(10.0, 8.0, 1.0)
+    assert not gates.watchdog_clear(10.0, None, 1.0) and not gates.watchdog_clear(10.0, math.nan, 1.0)
