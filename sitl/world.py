@@ -216,7 +216,9 @@ class World:
         # the autopilot's own geofence matches the scenario's (the engagement's fence is the inner one)
         half = max(max(abs(a), abs(b)) for a, b in scenario.fence_polygon_ne_m) if scenario.fence_polygon_ne_m else 8000.0
         params.update({"GF_MAX_HOR_DIST": float(half) * 1.2, "GF_MAX_VER_DIST": scenario.fence_max_altitude_m + 100.0,
-                       "MPC_TILTMAX_AIR": 75.0})
+                       "MPC_TILTMAX_AIR": 75.0,
+                       # the simulated ground station talks to the companion only: no GCS link-loss failsafe
+                       "NAV_DLL_ACT": 0})
         self.ap = Px4Autopilot(SimConfig(wind=scenario.wind, seed=scenario.seed), params,
                                [UdpLink(ap_port, self.bridge_port)])
         bc = bridge_config or BridgeConfig(LinkConfig(f"udpin:127.0.0.1:{self.bridge_port}"))
