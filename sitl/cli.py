@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speedup", type=float, default=1.0, help="simulated seconds per wall second (default 1)")
     s.add_argument("--local-port", type=int, default=14580, help="PX4: UDP port we bind (default 14580)")
     s.add_argument("--remote-port", type=int, default=14540, help="PX4: UDP port we send to (default 14540)")
+    s.add_argument("--px4-version", choices=["main", "1.16", "1.15"], default="main",
+                   help="PX4 wire behaviour: main (default) or the older v1.15/v1.16 (MAVLink 1 first, ...)")
     s.add_argument("--tcp-port", type=int, default=5760, help="ArduPilot: TCP port we listen on (default 5760)")
     s.add_argument("--seed", type=int, default=0, help="seed of the wind/gust generator")
     s.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
@@ -97,7 +99,7 @@ def make_autopilot(args: argparse.Namespace):
     if args.autopilot == "px4":
         link = UdpLink(args.local_port, args.remote_port)
         try:
-            ap = Px4Autopilot(SimConfig(**common), params, [link])
+            ap = Px4Autopilot(SimConfig(**common), params, [link], version=args.px4_version)
         except ParamError:
             link.close()
             raise

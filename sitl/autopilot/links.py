@@ -51,6 +51,8 @@ class _LinkBase:
     def __init__(self, sysid: int, compid: int) -> None:
         self.stats = LinkStats()
         self._sysid, self._compid = sysid, compid
+        # PX4 v1.15/v1.16 (MAV_PROTO_VER 0): MAVLink 1 until the first MAVLink 2 frame arrives
+        self.v1_until_v2 = False
         self._mav = self._new_parser()
 
     def _new_parser(self):
@@ -70,6 +72,8 @@ class _LinkBase:
             if m.get_type() == "BAD_DATA" or m.get_type().startswith("UNKNOWN"):
                 self.stats.rx_bad += 1
                 continue
+            if self.v1_until_v2 and m.get_msgbuf()[:1] == b"\xfd":
+                self.v1_until_v2 = False
             self.stats.rx_msgs += 1
             out.append(m)
         return out
@@ -79,7 +83,12 @@ class _LinkBase:
         if not self.connected:
             return
         try:
-            self._mav.send(msg)
+            if self.v1_until_v2:
+                if msg.get_msgId() > 255:
+                    return  # not representable in MAVLink 1: the v1-mode autopilot does not send it
+                self._mav.send(msg, force_mavlink1=True)
+            else:
+                self._mav.send(msg)
             self.stats.tx_msgs += 1
         except (OSError, ValueError, TypeError, dialect.MAVError):
             self.stats.tx_dropped += 1
@@ -89,7 +98,7 @@ class _LinkBase:
 
         ``payload`` is the full wire-order payload; trailing zero bytes are truncated as MAVLink 2 requires.
         """
-        if not self.connected:
+        if not self.connected or self.v1_until_v2:
             return
         body = payload.rstrip(b"\x00") or b"\x00"
         seq = self._mav.seq

@@ -105,9 +105,18 @@ class Px4Autopilot(Autopilot):
     flavour = "px4"
     autopilot_id = D.MAV_AUTOPILOT_PX4
 
+    VERSIONS = ("main", "1.16", "1.15")
+
     def __init__(self, config: SimConfig | None = None, params: dict[str, float] | None = None,
-                 links: list | None = None) -> None:
-        table = ParamTable(PX4_PARAMS, params)
+                 links: list | None = None, version: str = "main") -> None:
+        """``version`` "1.15"/"1.16" switches on the older wire behaviour of spec §1/§8: MAVLink 1 until the
+        first MAVLink 2 frame (MAV_PROTO_VER 0), commands need target_system == own id (0 ignored; v1.15
+        answers other ids with FAILED), no PARAM_ERROR."""
+        if version not in self.VERSIONS:
+            raise ValueError(f"unknown PX4 version {version!r}; expected one of {self.VERSIONS}")
+        self.version = version
+        defaults = {} if version == "main" else {"MAV_PROTO_VER": 0}
+        table = ParamTable(PX4_PARAMS, {**defaults, **(params or {})})
         self.user_mode = "AUTO.LOITER"      # PX4 boots in AUTO.LOITER (UserModeIntention.hpp)
         self.last_armable_mode = "AUTO.LOITER"
         self.failsafe_mode: str | None = None
@@ -400,6 +409,7 @@ class Px4Autopilot(Autopilot):
     # ------------------------------------------------------------------ links and streams
     def on_new_link(self, ls: LinkState) -> None:
         ls.intervals_s = {mid: 1.0 / hz for mid, hz in PX4_ONBOARD_STREAMS_HZ.items()}
+        ls.link.v1_until_v2 = int(self.params["MAV_PROTO_VER"]) == 0
         self._origin_sent = False
 
     def after_tick(self) -> None:
@@ -420,6 +430,15 @@ class Px4Autopilot(Autopilot):
     def _for_me(self, ts: int, tc: int) -> bool:
         return ts in (0, self.sysid) and tc in (0, self.compid)
 
+    def _command_for_me(self, ls: LinkState, msg) -> bool:
+        if self.version == "main":
+            return self._for_me(msg.target_system, msg.target_component)
+        if msg.target_system == self.sysid and msg.target_component in (0, self.compid):
+            return True
+        if self.version == "1.15" and msg.target_system != 0:
+            self.ack(ls, msg, msg.command, FAILED)  # v1.15 answered mis-targeted commands (changed 2024-11)
+        return False
+
     def handle_message(self, ls: LinkState, msg) -> None:
         mt = msg.get_type()
         if mt == "HEARTBEAT":
@@ -435,12 +454,12 @@ class Px4Autopilot(Autopilot):
             if self._for_me(msg.target_system, msg.target_component):
                 self._handle_att_target(msg)
         elif mt == "COMMAND_LONG":
-            if self._for_me(msg.target_system, msg.target_component):
+            if self._command_for_me(ls, msg):
                 self._handle_command(ls, msg, msg.command,
                                      [msg.param1, msg.param2, msg.param3, msg.param4, msg.param5, msg.param6,
                                       msg.param7])
         elif mt == "COMMAND_INT":
-            if self._for_me(msg.target_system, msg.target_component):
+            if self._command_for_me(ls, msg):
                 if msg.frame not in (D.MAV_FRAME_GLOBAL, D.MAV_FRAME_GLOBAL_INT):
                     self.ack(ls, msg, msg.command, D.MAV_RESULT_UNSUPPORTED_MAV_FRAME)
                     return
@@ -683,6 +702,8 @@ class Px4Autopilot(Autopilot):
         ls.param_queue = [self._hash_msg()] + [self._pv(i) for i in range(len(self.params))]
 
     def _param_error(self, ls: LinkState, msg, name: str, index: int, err: int) -> None:
+        if self.version != "main":
+            return  # v1.15/1.16 send nothing for unknown names or type mismatches
         ls.link.send(D.MAVLink_param_error_message(msg.get_srcSystem(), msg.get_srcComponent(), name.encode(),
                                                    index, err))
 

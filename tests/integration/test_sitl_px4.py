@@ -32,10 +32,10 @@ POS_ONLY = 3576
 class Px4Harness:
     """Lockstep driver: step the autopilot, drain the client socket, remember what arrived (with sim time)."""
 
-    def __init__(self, params: dict | None = None, **cfg) -> None:
+    def __init__(self, params: dict | None = None, version: str = "main", **cfg) -> None:
         self.lp, self.rp = free_udp_port(), free_udp_port()
         self.link = UdpLink(self.lp, self.rp)
-        self.ap = Px4Autopilot(SimConfig(**cfg), params or {}, [self.link])
+        self.ap = Px4Autopilot(SimConfig(**cfg), params or {}, [self.link], version=version)
         self.c = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.rp}", source_system=1, source_component=191)
         self.msgs: list = []          # (t_s, msg)
         self.sp: tuple | None = None  # periodic set-point (kwargs) sent at 20 Hz
@@ -457,5 +457,28 @@ def test_gcs_datalink_loss_failsafe():
         hh.step(1.0)
         assert hh.ap.nav_state == "AUTO.LAND" and hh.ap.failsafe_reason == "datalink"
         assert any("ground station lost" in s.text for s in hh.since(0, "STATUSTEXT"))
+    finally:
+        hh.close()
+
+
+def test_px4_v115_wire_differences():
+    hh = Px4Harness(version="1.15")
+    try:
+        hh.step(3.5)
+        assert hh.msgs and all(m.get_msgbuf()[:1] == b"\xfe" for _, m in hh.msgs)  # MAVLink 1 only
+        assert not hh.since(0, "ODOMETRY")                                      # id 331 has no v1 form
+        # target_system 0 is ignored; another id is answered FAILED (v1.15); our id works
+        assert hh.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(0, 0)) == []
+        acks = hh.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(5, 1))
+        assert [a.result for a in acks] == [D.MAV_RESULT_FAILED]
+        assert hh.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION)[0].result == 0
+        # the client's MAVLink 2 frames switched the link to MAVLink 2
+        t0 = hh.ap.t_s
+        hh.step(0.5)
+        assert hh.since(t0, "ODOMETRY") and hh.last("ATTITUDE").get_msgbuf()[:1] == b"\xfd"
+        # no PARAM_ERROR before main
+        hh.c.mav.param_set_send(1, 1, b"NO_SUCH_PARAM", 1.0, 9)
+        hh.step(0.1)
+        assert not hh.since(0, "PARAM_ERROR")
     finally:
         hh.close()
