@@ -9,7 +9,8 @@ Parameter vector ``p`` (float64) of the background kernels:
   0 sky_gradient_scale, 1 cloud_cover, 2 cloud height above camera (m), 3 cloud tile (m),
   4 visibility (m), 5 sun glare (0 = off), 6..8 unit vector to the sun (NED), 9 camera altitude (m),
   10 field tile (m), 11 field size (m), 12 sin(elevation of the hills' foot), 13 sin of the highest
-  terrain elevation, 14 haze factor of the hills, 15 hill distance (m).
+  terrain elevation, 14 haze factor of the hills, 15 hill distance (m), 16 angular size of one
+  background sample (rad; texture level of detail).
 Elevations are compared through their sines (no asin per pixel); exponentials use a cheap rational
 approximation (these are looks, not physics).
 Colour table ``colors`` (8, 3) BGR float32: zenith, horizon, cloud, cloud shadow, ground, ground alt,
@@ -23,7 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
-N_PARAMS = 16
+N_PARAMS = 17
 SKY_DEPTH_M = 1e9
 
 
@@ -70,6 +71,7 @@ def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
     sx, sy, sz, alt, gtile, fsize, sin_hill_base, sin_terrain = p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]
     hill_hz = p[14]
     hd = p[15]
+    pix = p[16]
     ext = 3.0 / vis
     thr = 0.85 - 0.8 * cover
     ctn = cloud_tex.shape[0]
@@ -93,11 +95,17 @@ def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
             my = (cam_pos[0] + dn * s) / ctile
             mx = (mx - math.floor(mx)) * ctn
             my = (my - math.floor(my)) * ctn
-            wf = min(s / (25.0 * h_c), 1.0)
-            if wf >= 1.0:
+            # level of detail from the ray's footprint on the layer, in texels (no moire near the horizon)
+            ft = s * pix / max(sin_el, 0.02) * (ctn / ctile)
+            wf = min(max((ft - 1.0) / 6.0, 0.0), 1.0)
+            fade = min(max((ft - 6.0) / 60.0, 0.0), 1.0)
+            if fade >= 1.0:
+                c = 0.5
+            elif wf >= 1.0:
                 c = _wrap_bilinear(cloud_far, mx, my)
             else:
                 c = _wrap_bilinear(cloud_tex, mx, my) * (1.0 - wf) + _wrap_bilinear(cloud_far, mx, my) * wf
+            c = c * (1.0 - fade) + 0.5 * fade
             cloud_a = _smooth(thr, thr + 0.25, c) * _fexp_neg(s / (3.0 * vis))
             dens = _smooth(thr + 0.1, thr + 0.6, c)
             k0 = colors[2, 0] * (1.0 - dens) + colors[3, 0] * dens
@@ -122,17 +130,25 @@ def background_numba(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
                 gy = (cam_pos[0] + dn * rng_m) / gtile
                 gx = (gx - math.floor(gx)) * gtn
                 gy = (gy - math.floor(gy)) * gtn
-                wf = min(rng_m / (40.0 * fsize), 1.0)
+                foot_m = rng_m * pix / max(-sin_el, 0.02)
+                ft = foot_m * (gtn / gtile)
+                wf = min(max((ft - 1.0) / 6.0, 0.0), 1.0)
+                fade = min(max((ft - 6.0) / 60.0, 0.0), 1.0)
                 dt = 1.0
-                if wf >= 1.0:
+                if fade >= 1.0:
+                    f = 0.5
+                elif wf >= 1.0:
                     f = _wrap_bilinear(ground_far, gx, gy)
                 else:
                     f = _wrap_bilinear(ground_tex, gx, gy) * (1.0 - wf) + _wrap_bilinear(ground_far, gx, gy) * wf
-                    # detail within the fields from the cloud texture (tile 3.7 fields, not a multiple), fading out
+                f = f * (1.0 - fade) + 0.5 * fade
+                fd = foot_m * (ctn / (3.7 * fsize))
+                if fd < 4.0:
+                    # detail within the fields from the cloud texture (tile 3.7 fields, not a multiple)
                     dx = (cam_pos[1] + de * rng_m) / (3.7 * fsize)
                     dy = (cam_pos[0] + dn * rng_m) / (3.7 * fsize)
                     dt = 1.0 + (0.3 * _wrap_bilinear(cloud_tex, (dx - math.floor(dx)) * ctn,
-                                                     (dy - math.floor(dy)) * ctn) - 0.15) * (1.0 - wf)
+                                                     (dy - math.floor(dy)) * ctn) - 0.15) * (1.0 - fd / 4.0)
                 hz = 1.0 - _fexp_neg(rng_m * ext)
                 g0 = (colors[4, 0] + f * (colors[5, 0] - colors[4, 0])) * dt
                 g1 = (colors[4, 1] + f * (colors[5, 1] - colors[4, 1])) * dt
@@ -199,8 +215,11 @@ def background_numpy(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
         s = np.where(up, h_c / np.where(up, sin_el, 1.0), 0.0)
         mx, my = (cam_pos[1] + de * s) / ctile, (cam_pos[0] + dn * s) / ctile
         mx, my = (mx - np.floor(mx)) * ctn, (my - np.floor(my)) * ctn
-        wf = np.minimum(s / (25.0 * h_c), 1.0)
+        ft = s * p[16] / np.maximum(sin_el, 0.02) * (ctn / ctile)
+        wf = np.clip((ft - 1.0) / 6.0, 0.0, 1.0)
+        fade = np.clip((ft - 6.0) / 60.0, 0.0, 1.0)
         c = _wrap_bilinear_np(cloud_tex, mx, my) * (1 - wf) + _wrap_bilinear_np(cloud_far, mx, my) * wf
+        c = c * (1.0 - fade) + 0.5 * fade
         thr = 0.85 - 0.8 * cover
         cloud_a = np.where(up, _smooth_np(thr, thr + 0.25, c) * _fexp_neg_np(s / (3.0 * vis)), 0.0)
         dens = _smooth_np(thr + 0.1, thr + 0.6, c)[:, None]
@@ -219,11 +238,16 @@ def background_numpy(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
     gx, gy = (cam_pos[1] + de * rng_m) / gtile, (cam_pos[0] + dn * rng_m) / gtile
     m = ground_tex.shape[0]
     gx, gy = (gx - np.floor(gx)) * m, (gy - np.floor(gy)) * m
-    wf = np.minimum(rng_m / (40.0 * fsize), 1.0)
-    f = (_wrap_bilinear_np(ground_tex, gx, gy) * (1 - wf) + _wrap_bilinear_np(ground_far, gx, gy) * wf)[:, None]
+    foot_m = rng_m * p[16] / np.maximum(-sin_el, 0.02)
+    ft = foot_m * (m / gtile)
+    wf = np.clip((ft - 1.0) / 6.0, 0.0, 1.0)
+    fade = np.clip((ft - 6.0) / 60.0, 0.0, 1.0)
+    f = _wrap_bilinear_np(ground_tex, gx, gy) * (1 - wf) + _wrap_bilinear_np(ground_far, gx, gy) * wf
+    f = (f * (1.0 - fade) + 0.5 * fade)[:, None]
     dx, dy = (cam_pos[1] + de * rng_m) / (3.7 * fsize), (cam_pos[0] + dn * rng_m) / (3.7 * fsize)
     det = _wrap_bilinear_np(cloud_tex, (dx - np.floor(dx)) * ctn, (dy - np.floor(dy)) * ctn)
-    dt = np.where(wf < 1.0, 1.0 + (0.3 * det - 0.15) * (1.0 - wf), 1.0)[:, None]
+    fd = foot_m * (ctn / (3.7 * fsize))
+    dt = np.where(fd < 4.0, 1.0 + (0.3 * det - 0.15) * (1.0 - fd / 4.0), 1.0)[:, None]
     ground = (col[4][None, :] + f * (col[5] - col[4])[None, :]) * dt
     hz = (1.0 - _fexp_neg_np(rng_m * ext))[:, None]
     ground = ground + hz * (col[1][None, :] - ground)

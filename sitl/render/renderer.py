@@ -231,6 +231,11 @@ def _textures(seed: int):
     cloud = _fbm_2d(trng, 512, 3.2)
     cells = trng.random((32, 32)).astype(np.float32)
     fields = cv2.resize(cells, (512, 512), interpolation=cv2.INTER_NEAREST)
+    # irregular field boundaries: warp the grid of cells by smooth tileable noise (~1 field amplitude)
+    yy, xx = np.mgrid[0:512, 0:512].astype(np.float32)
+    warp_x, warp_y = (cv2.resize(_fbm_2d(trng, 128, 3.0), (512, 512)) - 0.5) * 40.0, \
+        (cv2.resize(_fbm_2d(trng, 128, 3.0), (512, 512)) - 0.5) * 40.0
+    fields = cv2.remap(fields, xx + warp_x, yy + warp_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_WRAP)
     fields = 0.75 * fields + 0.25 * cv2.resize(_fbm_2d(trng, 128, 2.5), (512, 512))  # 16 px per field
     az = (_fbm_1d(trng, _N_AZ, 2.0), _fbm_1d(trng, _N_AZ, 1.2), _fbm_1d(trng, _N_AZ, 2.4),
           _fbm_1d(trng, _N_AZ, 3.0), _fbm_1d(trng, _N_AZ, 1.6), _fbm_1d(trng, _N_AZ, 2.6))
@@ -327,7 +332,8 @@ class Renderer:
                 4.0 * sc.cloud_feature_m, sc.visibility_m, sc.sun_glare if sc.mode == "visible" else 0.0,
                 *self._sun_ned, alt, 32.0 * sc.field_size_m, sc.field_size_m,
                 -alt / math.hypot(alt, sc.hill_distance_m), top + 1e-3,
-                1.0 - math.exp(-3.0 * sc.hill_distance_m / sc.visibility_m), sc.hill_distance_m)
+                1.0 - math.exp(-3.0 * sc.hill_distance_m / sc.visibility_m), sc.hill_distance_m,
+                self.camera.intrinsics.hfov_rad / self._bw)
         return p, tables
 
     def _background_lowres(self, cam_pos: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
