@@ -82,7 +82,8 @@ class SetpointStreamer:
             return StreamAction.IDLE, None
         # next slot on a fixed grid (no drift from loop jitter), but never a burst after a pause
         period = 1.0 / self.config.rate_hz
-        self._t_due_s = max(self._t_due_s + period, now_s - 0.5 * period)
+        grid = self._t_due_s + period if np.isfinite(self._t_due_s) else now_s + period
+        self._t_due_s = max(grid, now_s + 0.5 * period)
         age = self.age_s(now_s)
         if self._encoded is not None and age <= self.config.max_age_s:
             self._t_sent_s = now_s

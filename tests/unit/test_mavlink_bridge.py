@@ -463,3 +463,29 @@ def test_tcp_link_reconnects_after_the_autopilot_restarts():
     finally:
         b.close()
         peer.stop()
+
+
+def test_lockstep_use_with_a_manual_clock():
+    """No thread: the owner advances the clock and calls step(); streaming follows the manual clock."""
+    from autonomy.mavlink import ManualClock
+
+    clock = ManualClock(100.0)
+    port = free_udp_port()
+    b = Bridge(BridgeConfig(LinkConfig(f"udpin:127.0.0.1:{port}")), clock=clock)
+    peer = Peer(f"udpout:127.0.0.1:{port}")
+    try:
+        assert b.wait_for(lambda: b.flavour is not None, 2.0)     # wall-bounded although the clock stands
+        st = b._need_streamer()
+        st.start()
+        b.control = Control.ENGAGED
+        n0 = st.sent
+        for _ in range(100):                                       # 1 s of manual time in 10 ms steps
+            b.set_setpoint(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.ones(3)))
+            b.step(max_wait_s=0.001)
+            clock.advance(0.01)
+        assert st.sent - n0 == 50                                  # exactly 50 Hz of manual time
+        s = b.state
+        assert s is not None and abs(s.t_s - clock.now_s()) < 1.0  # autopilot time mapped onto the manual clock
+    finally:
+        peer.stop()
+        b.close()
