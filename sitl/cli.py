@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--remote-port", type=int, default=14540, help="PX4: UDP port we send to (default 14540)")
     s.add_argument("--px4-version", choices=["main", "1.16", "1.15"], default="main",
                    help="PX4 wire behaviour: main (default) or the older v1.15/v1.16 (MAVLink 1 first, ...)")
+    s.add_argument("--gcs", action="store_true",
+                   help="PX4: also open the ground-station link (normal stream set), like PX4 SITL's 18570 -> 14550")
+    s.add_argument("--gcs-local-port", type=int, default=18570)
+    s.add_argument("--gcs-remote-port", type=int, default=14550)
     s.add_argument("--tcp-port", type=int, default=5760, help="ArduPilot: TCP port we listen on (default 5760)")
     s.add_argument("--seed", type=int, default=0, help="seed of the wind/gust generator")
     s.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
@@ -100,7 +104,11 @@ def make_autopilot(args: argparse.Namespace):
         link = UdpLink(args.local_port, args.remote_port)
         try:
             ap = Px4Autopilot(SimConfig(**common), params, [link], version=args.px4_version)
-        except ParamError:
+            if args.gcs:
+                gcs = UdpLink(args.gcs_local_port, args.gcs_remote_port)
+                ap.add_link(gcs, mode="normal")
+                print(f"ground-station link: {gcs.describe()}", file=sys.stderr, flush=True)
+        except (ParamError, SitlLinkError):
             link.close()
             raise
     else:
@@ -136,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stats = run_realtime(ap, args.speedup, args.duration_s, should_stop=lambda: stop["flag"])
     finally:
-        link.close()
+        for ls in ap.links:
+            ls.link.close()
     print(f"stopped after {stats.sim_s:.1f} s simulated / {stats.wall_s:.1f} s wall "
           f"(x{stats.achieved_speedup:.2f}, rx {link.stats.rx_msgs} msgs, {link.stats.rx_bad} bad)",
           file=sys.stderr, flush=True)

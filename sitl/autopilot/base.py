@@ -76,6 +76,7 @@ class LinkState:
     """What the autopilot keeps per link: stream intervals, schedule, seen GCS heartbeat, param list cursor."""
 
     link: object
+    mode: str = "onboard"  # PX4 MAVLink instance mode: "onboard" (companion link) or "normal" (GCS link)
     intervals_s: dict[int, float] = field(default_factory=dict)
     next_due_s: dict[int, float] = field(default_factory=dict)
     last_gcs_heartbeat_s: float = -1e9
@@ -134,8 +135,8 @@ class Autopilot:
     def time_boot_ms(self) -> int:
         return int(self.t_s * 1000.0) & 0xFFFFFFFF
 
-    def add_link(self, link) -> LinkState:
-        ls = LinkState(link=link)
+    def add_link(self, link, mode: str = "onboard") -> LinkState:
+        ls = LinkState(link=link, mode=mode)
         self.links.append(ls)
         self.on_new_link(ls)
         return ls

@@ -97,6 +97,31 @@ PX4_ONBOARD_STREAMS_HZ: dict[int, float] = {
 }
 
 
+# PX4 "normal" (GCS) link defaults (mavlink_main.cpp, MAVLINK_MODE_NORMAL), Hz
+PX4_NORMAL_STREAMS_HZ: dict[int, float] = {
+    D.MAVLINK_MSG_ID_HEARTBEAT: 1.0,
+    D.MAVLINK_MSG_ID_ATTITUDE: 15.0,
+    D.MAVLINK_MSG_ID_GLOBAL_POSITION_INT: 5.0,
+    D.MAVLINK_MSG_ID_RC_CHANNELS: 5.0,
+    D.MAVLINK_MSG_ID_VFR_HUD: 4.0,
+    D.MAVLINK_MSG_ID_ATTITUDE_TARGET: 2.0,
+    D.MAVLINK_MSG_ID_POSITION_TARGET_LOCAL_NED: 1.5,
+    D.MAVLINK_MSG_ID_ALTITUDE: 1.0,
+    D.MAVLINK_MSG_ID_EXTENDED_SYS_STATE: 1.0,
+    D.MAVLINK_MSG_ID_GPS_RAW_INT: 1.0,
+    D.MAVLINK_MSG_ID_LOCAL_POSITION_NED: 1.0,
+    D.MAVLINK_MSG_ID_POSITION_TARGET_GLOBAL_INT: 1.0,
+    D.MAVLINK_MSG_ID_SERVO_OUTPUT_RAW: 1.0,
+    D.MAVLINK_MSG_ID_SYS_STATUS: 1.0,
+    D.MAVLINK_MSG_ID_SYSTEM_TIME: 1.0,
+    D.MAVLINK_MSG_ID_BATTERY_STATUS: 0.5,
+    D.MAVLINK_MSG_ID_ESTIMATOR_STATUS: 0.5,
+    D.MAVLINK_MSG_ID_HOME_POSITION: 0.5,
+    D.MAVLINK_MSG_ID_DISTANCE_SENSOR: 0.5,
+    D.MAVLINK_MSG_ID_VIBRATION: 0.1,
+}
+
+
 def default_px4_config(**kw) -> SimConfig:
     return SimConfig(**kw)
 
@@ -408,7 +433,8 @@ class Px4Autopilot(Autopilot):
 
     # ------------------------------------------------------------------ links and streams
     def on_new_link(self, ls: LinkState) -> None:
-        ls.intervals_s = {mid: 1.0 / hz for mid, hz in PX4_ONBOARD_STREAMS_HZ.items()}
+        table = PX4_NORMAL_STREAMS_HZ if ls.mode == "normal" else PX4_ONBOARD_STREAMS_HZ
+        ls.intervals_s = {mid: 1.0 / hz for mid, hz in table.items()}
         ls.link.v1_until_v2 = int(self.params["MAV_PROTO_VER"]) == 0
         self._origin_sent = False
 
@@ -485,6 +511,10 @@ class Px4Autopilot(Autopilot):
                 self._param_set(ls, msg)
         elif mt == "REQUEST_DATA_STREAM":
             pass  # PX4 ignores it (spec §3)
+        elif mt == "MISSION_REQUEST_LIST" and self._for_me(msg.target_system, msg.target_component):
+            # no missions here: an empty list
+            ls.link.send(D.MAVLink_mission_count_message(msg.get_srcSystem(), msg.get_srcComponent(), 0,
+                                                         msg.mission_type))
 
     # --- setpoints
     def _handle_sp_local(self, m) -> None:
@@ -662,7 +692,7 @@ class Px4Autopilot(Autopilot):
         if iv_us < 0:
             ls.intervals_s[mid] = 0.0
         elif iv_us == 0:
-            hz = PX4_ONBOARD_STREAMS_HZ.get(mid)
+            hz = (PX4_NORMAL_STREAMS_HZ if ls.mode == "normal" else PX4_ONBOARD_STREAMS_HZ).get(mid)
             ls.intervals_s[mid] = 1.0 / hz if hz else 0.0
         else:
             ls.intervals_s[mid] = iv_us * 1e-6

@@ -482,3 +482,35 @@ def test_px4_v115_wire_differences():
         assert not hh.since(0, "PARAM_ERROR")
     finally:
         hh.close()
+
+
+def test_gcs_link_normal_streams_statustext_and_empty_mission(h):
+    glp, grp = free_udp_port(), free_udp_port()
+    glink = UdpLink(glp, grp)
+    h.ap.add_link(glink, mode="normal")
+    g = mavutil.mavlink_connection(f"udpin:127.0.0.1:{grp}", source_system=255, source_component=190)
+    got = []
+    try:
+        def step(t_s: float) -> None:
+            end = h.ap.t_s + t_s
+            while h.ap.t_s < end - 1e-9:
+                h.step(0.01)
+                while (m := g.recv_match(blocking=False)) is not None:
+                    got.append((h.ap.t_s, m))
+
+        step(0.1)
+        g.mav.heartbeat_send(D.MAV_TYPE_GCS, D.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+        g.mav.mission_request_list_send(1, 1, 0)
+        step(0.1)
+        t0 = h.ap.t_s
+        step(2.0)
+        att = [m for t, m in got if t >= t0 and m.get_type() == "ATTITUDE"]
+        assert 26 <= len(att) <= 34                          # normal link: 15 Hz (onboard: 100 Hz)
+        assert [m.count for _, m in got if m.get_type() == "MISSION_COUNT"] == [0]
+        h.send_sp(frame=D.MAV_FRAME_LOCAL_OFFSET_NED)         # produces a critical text
+        step(0.1)
+        assert any(m.get_type() == "STATUSTEXT" for _, m in got)   # to the GCS link ...
+        assert not h.since(0, "STATUSTEXT")                        # ... not to the onboard link
+    finally:
+        g.close()
+        glink.close()
