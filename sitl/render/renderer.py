@@ -302,6 +302,9 @@ class Renderer:
         if key == self._bg_cache_key and self._bg_cache is not None:
             return self._bg_cache
         low, self._bg_depth = self._background_lowres(cam_pos_ned_m, q_body_to_ned)
+        sigma_low = self.scene.optics_blur_sigma_px * self._bw / self.width_px
+        if sigma_low > 0.05:  # optics blur of the background, at its own grid (targets get theirs in-patch)
+            low = cv2.GaussianBlur(low, (0, 0), sigma_low, borderType=cv2.BORDER_REPLICATE)
         img = cv2.convertScaleAbs(low)
         if (self._bw, self._bh) != (self.width_px, self.height_px):
             img = cv2.resize(img, (self.width_px, self.height_px), interpolation=cv2.INTER_LINEAR)
@@ -419,11 +422,12 @@ class Renderer:
         umin, vmin = uv[..., 0].min(), uv[..., 1].min()
         umax, vmax = uv[..., 0].max(), uv[..., 1].max()
         blur_d = self._target_smear_px(t, pos, cam_pos, cam_vel, r_ned_from_cam, exposure_s)
-        margin = 0
+        sigma = self.scene.optics_blur_sigma_px
+        margin = math.ceil(3.0 * sigma) if sigma > 0.05 else 0  # room for the optics blur
         if blur_d is not None:  # the smeared silhouette spans the shape at -d/2 .. +d/2
             umin, umax = umin - abs(blur_d[0]) / 2, umax + abs(blur_d[0]) / 2
             vmin, vmax = vmin - abs(blur_d[1]) / 2, vmax + abs(blur_d[1]) / 2
-            margin = 1
+            margin += 1
         box = (max(umin, -0.5), max(vmin, -0.5), min(umax, w_img - 0.5), min(vmax, h_img - 0.5))
         cls = CLASS_OF_KIND[t.kind]
         if box[2] <= box[0] or box[3] <= box[1]:
@@ -458,6 +462,8 @@ class Renderer:
                 layer = cv2.resize(layer, (rw, rh), interpolation=cv2.INTER_AREA)
             if blur_d is not None:
                 layer = cv2.filter2D(layer, -1, _line_kernel(blur_d), borderType=cv2.BORDER_CONSTANT)
+            if sigma > 0.05:
+                layer = cv2.GaussianBlur(layer, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
             layers[j] = layer
         # terrain in front of the target (trees, hills, ground) hides it, pixel by pixel
         excluded = ""
@@ -558,8 +564,6 @@ class Renderer:
                     max(lab.xyxy_px[0] - abs(d[0]) / 2, -0.5), max(lab.xyxy_px[1] - abs(d[1]) / 2, -0.5),
                     min(lab.xyxy_px[2] + abs(d[0]) / 2, w - 0.5), min(lab.xyxy_px[3] + abs(d[1]) / 2, h - 0.5)))
                     for lab in labels]
-        if sc.optics_blur_sigma_px > 0.05:
-            img = cv2.GaussianBlur(img, (0, 0), sc.optics_blur_sigma_px)
         ox = oy = 0
         noise = self._noise_bank
         if rng is not None and noise.shape[0] > 0:
