@@ -3,7 +3,8 @@
 Same detections for everyone, in the same run:
 - speed: microseconds per ``step``/``update`` at 1, 10 and 50 targets (synthetic detections);
 - quality: MOTA / IDF1 / ID switches on the real labelled videos (ground truth degraded by seeded noise,
-  misses and false alarms) and on synthetic rotating-camera scenes;
+  misses and false alarms), on the project detector's output for held-out videos (models/detector.onnx,
+  when present) and on synthetic rotating-camera scenes;
 - cold start: the first ``step`` in a fresh process with a warm numba cache.
 
 The peers live in their own venv (``.venv-peers``, made here or by ``make peers``) because ``trackers``
@@ -220,6 +221,17 @@ def run(out_dir: Path, max_videos: int | None = None, seed: int = 0) -> dict:
     sets = datasets(data if data.is_dir() else None, seed, max_videos)
     if not data.is_dir():
         print(f"real data folder {data} absent: synthetic quality only")
+    model = REPO / "models" / "detector.onnx"
+    if data.is_dir() and model.is_file() and not os.environ.get("TRACKING_BENCH_NO_DETECTOR"):
+        from autonomy.tracking.evaluate import detector_sequences
+
+        try:  # the project detector on videos held out from its training (one inference per frame)
+            sets["detector_heldout"] = detector_sequences(data, model)
+        except Exception as exc:  # a broken/absent detector must not hide the tracker results
+            print(f"detector run skipped: {type(exc).__name__}: {exc}")
+            result["detector_skipped"] = f"{type(exc).__name__}: {exc}"
+    else:
+        print(f"detector run skipped: {model} absent or TRACKING_BENCH_NO_DETECTOR set")
     all_seqs = speed + [s for v in sets.values() for s in v]
     # ours (this also warms the numba cache for the cold-start measurement)
     for s in speed:

@@ -220,6 +220,7 @@ def detector_sequences(data: Path, model_path: Path, videos: tuple[str, ...] = H
         seq.gt, seq.gt_classes, seq.t_s, seq.q_body_to_ned = seq.gt[:n], seq.gt_classes[:n], seq.t_s[:n], \
             seq.q_body_to_ned[:n]
         seq.dets = dets
+        seq.name = f"detector:{seq.name}"
         seqs.append(seq)
     return seqs
 

@@ -200,3 +200,15 @@ def test_synthetic_rotating_scene_quality():
     degrade(seqs[0], DegradeConfig(), rng)
     r = evaluate_mot(seqs[0].gt, run_ours(seqs[0]))
     assert r.mota > 0.5 and r.idf1 > 0.6
+
+
+def test_config_from_toml(tmp_path):
+    p = tmp_path / "trk.toml"
+    p.write_text('[tracker]\nmotion_model = "ca"\nmax_coast_s = 0.7\nconfirm_hits = 2\n')
+    cfg = TrackerConfig.from_toml(p)
+    assert (cfg.motion_model, cfg.max_coast_s, cfg.confirm_hits, cfg.order) == ("ca", 0.7, 2, 3)
+    p.write_text("[tracker]\nmax_coast = 0.7\n")
+    with pytest.raises(TrackingError, match="unknown"):
+        TrackerConfig.from_toml(p)
+    with pytest.raises(TrackingError):
+        TrackerConfig(max_coast_s=float("nan"))
