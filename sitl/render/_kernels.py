@@ -3,7 +3,7 @@
 ``background_*``: for every ray (NED unit direction of a background sample) the colour of the procedural
 world: sky gradient by elevation, a perspective cloud layer, sun glare, flat ground with field texture and
 haze, a ring of hills and a ragged tree line. ``finish_*``: exposure x vignette, sensor noise, clipping,
-gamma, grey (IR) conversion, to uint8.
+to uint8 (gamma and the grey IR conversion follow with OpenCV).
 
 Parameter vector ``p`` (float64) of the background kernels:
   0 sky_gradient_scale, 1 cloud_cover, 2 cloud height above camera (m), 3 cloud tile (m),
@@ -269,38 +269,37 @@ def background_numpy(rays, r, cam_pos, p, colors, cloud_tex, cloud_far, ground_t
 
 
 @njit(cache=True, fastmath=True)
-def finish_numba(img, gain, noise, sigma, ox, oy, lut, grey, out):
-    """img (H, W, 3) uint8 -> out (H, W, 3) uint8: v = img * gain[y, x] + sigma * noise[oy + y, ox + x], clipped,
-    rounded, through ``lut`` (gamma); ``grey``: BT.601 luma in all three channels. ``noise`` may be
-    (0, 0) for no noise."""
-    h, w = img.shape[0], img.shape[1]
+def finish_numba(img, r2, exposure, vignette, noise, sigma, ox, oy, out):
+    """Sensor response on interleaved rows: ``img`` (H, 3W) uint8 -> ``out`` (H, 3W) uint8 with
+    v = img * exposure * (1 - vignette * min(r2 / 2, 1)) + sigma * noise[oy + y, 3 ox + j], rounded and
+    clipped. ``r2`` (H, 3W) squared normalised radius; ``noise`` (H + pad, 3 (W + pad)) or (0, 0)."""
+    h, n = img.shape
+    e = np.float32(exposure)
+    vg = np.float32(vignette)
+    s = np.float32(sigma)
+    o3 = 3 * ox
     use_noise = noise.shape[0] > 0
     for y in range(h):
-        for x in range(w):
-            gk = gain[y, x]
-            nz = sigma * noise[oy + y, ox + x] if use_noise else 0.0
-            if grey:
-                v = (0.114 * img[y, x, 0] + 0.587 * img[y, x, 1] + 0.299 * img[y, x, 2]) * gk + nz
-                v = min(max(v + 0.5, 0.0), 255.0)
-                o = lut[int(v)]
-                out[y, x, 0] = o
-                out[y, x, 1] = o
-                out[y, x, 2] = o
-            else:
-                for c in range(3):
-                    v = img[y, x, c] * gk + nz
-                    v = min(max(v + 0.5, 0.0), 255.0)
-                    out[y, x, c] = lut[int(v)]
+        irow = img[y]
+        rrow = r2[y]
+        orow = out[y]
+        if use_noise:
+            nrow = noise[oy + y]
+            for j in range(n):
+                g = e * (np.float32(1.0) - vg * min(rrow[j] * np.float32(0.5), np.float32(1.0)))
+                v = irow[j] * g + s * nrow[o3 + j] + np.float32(0.5)
+                orow[j] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+        else:
+            for j in range(n):
+                g = e * (np.float32(1.0) - vg * min(rrow[j] * np.float32(0.5), np.float32(1.0)))
+                v = irow[j] * g + np.float32(0.5)
+                orow[j] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
 
 
-def finish_numpy(img, gain, noise, sigma, ox, oy, lut, grey, out) -> None:
+def finish_numpy(img, r2, exposure, vignette, noise, sigma, ox, oy, out) -> None:
     """NumPy reference of :func:`finish_numba`."""
-    h, w = img.shape[:2]
-    f = img.astype(np.float32)
-    if grey:
-        f = (0.114 * f[..., 0] + 0.587 * f[..., 1] + 0.299 * f[..., 2])[..., None]
-    v = f * gain[..., None]
+    h, n = img.shape
+    v = img.astype(np.float32) * (exposure * (1.0 - vignette * np.minimum(r2 * 0.5, 1.0)))
     if noise.shape[0] > 0:
-        v = v + sigma * noise[oy:oy + h, ox:ox + w, None]
-    v = np.clip(v + 0.5, 0, 255).astype(np.uint8)
-    out[:] = lut[v]
+        v = v + sigma * noise[oy:oy + h, 3 * ox:3 * ox + n]
+    out[:] = np.clip(v + 0.5, 0, 255).astype(np.uint8)

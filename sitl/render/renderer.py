@@ -197,7 +197,8 @@ def _camera_tables(intr, bw: int, bh: int):
     r_norm_max = 1.5 * float(np.max(np.hypot(corners[:, 0], corners[:, 1]) / corners[:, 2]))
     xx = ((np.arange(w, dtype=np.float32) - intr.cx_px) / (w / 2)) ** 2
     yy = ((np.arange(h, dtype=np.float32) - intr.cy_px) / (h / 2)) ** 2
-    return rays, r_norm_max, yy[:, None] + xx[None, :]
+    r2 = yy[:, None] + xx[None, :]
+    return rays, r_norm_max, np.ascontiguousarray(np.repeat(r2, 3, axis=1), dtype=np.float32)
 
 
 def _crown_profile(rng: np.random.Generator, dist_m: np.ndarray, height_m: np.ndarray) -> np.ndarray:
@@ -260,7 +261,7 @@ class Renderer:
             raise RenderError("bg_downscale must be >= 1")
         self._bw, self._bh = bw, bh = -(-w // ds), -(-h // ds)
         self.cache = cache if cache is not None else RenderCache()
-        self._rays_cam, self._r_norm_max, r2 = self.cache.get(("camera", intr, bw, bh),
+        self._rays_cam, self._r_norm_max, self._r2x3 = self.cache.get(("camera", intr, bw, bh),
                                                               lambda: _camera_tables(intr, bw, bh))
         self._distorted = any(intr.dist_coeffs)
         tex = self.cache.get(("textures", scene.seed), lambda: _textures(scene.seed))
@@ -278,12 +279,11 @@ class Renderer:
         self._tree_haze = 1.0 - np.exp(-3.0 * self._tree_d_m / scene.visibility_m)
         self._hill_h_m = scene.hill_height_m * hill_n ** 1.5
         self._noise_pad = 32
-        self._noise_bank = np.zeros((0, 0), np.float32)
+        self._noise_bank = np.zeros((0, 0), np.float32)  # (H + pad, 3 * (W + pad)): one draw per pixel
         if scene.noise_sigma_dn > 0:
-            self._noise_bank = self.cache.get(("noise", w, h, scene.seed % 4), lambda: np.random.default_rng(
-                scene.seed % 4).standard_normal((h + self._noise_pad, w + self._noise_pad), dtype=np.float32))
-        self._gain_map = np.ascontiguousarray(
-            scene.exposure_gain * (1.0 - scene.vignette * np.clip(r2 / 2.0, 0, 1)), dtype=np.float32)
+            self._noise_bank = self.cache.get(("noise", w, h, scene.seed % 4), lambda: np.repeat(
+                np.random.default_rng(scene.seed % 4).standard_normal(
+                    (h + self._noise_pad, w + self._noise_pad), dtype=np.float32), 3, axis=1))
         self._gamma_lut = np.clip(255.0 * (np.arange(256) / 255.0) ** (1.0 / scene.gamma), 0, 255).astype(np.uint8)
         s_az, s_el = scene.sun_azimuth_rad, scene.sun_elevation_rad
         self._sun_ned = np.array([math.cos(s_el) * math.cos(s_az), math.cos(s_el) * math.sin(s_az), -math.sin(s_el)])
@@ -571,8 +571,14 @@ class Renderer:
         elif rng is None:
             noise = np.zeros((0, 0), np.float32)
         out = np.empty_like(img)
+        h, w = self.height_px, self.width_px
         (finish_numba if self.use_numba else finish_numpy)(
-            img, self._gain_map, noise, sc.noise_sigma_dn, ox, oy, self._gamma_lut, sc.mode == "ir", out)
+            img.reshape(h, 3 * w), self._r2x3, sc.exposure_gain, sc.vignette, noise, sc.noise_sigma_dn, ox, oy,
+            out.reshape(h, 3 * w))
+        if sc.gamma != 1.0:
+            out = cv2.LUT(out, self._gamma_lut)
+        if sc.mode == "ir":
+            out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         if sc.jpeg_quality > 0:
             _ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(sc.jpeg_quality)])
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)

@@ -197,14 +197,13 @@ def test_numba_kernels_match_numpy_reference():
         ia = fast.render(pos, q, [RenderTarget("quad", (40.0, 3.0, -22.0))], np.random.default_rng(5)).image
         ib = ref.render(pos, q, [RenderTarget("quad", (40.0, 3.0, -22.0))], np.random.default_rng(5)).image
         assert np.mean(np.abs(ia.astype(int) - ib.astype(int))) < 0.1
-    for grey in (False, True):
-        img = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint8)
-        gain = np.random.default_rng(1).uniform(0.7, 1.3, (20, 30)).astype(np.float32)
-        noise = np.random.default_rng(2).normal(0, 4, (25, 35)).astype(np.float32)
-        lut = fast._gamma_lut
+    img = np.random.default_rng(0).integers(0, 256, (20, 90)).astype(np.uint8)  # 20 rows of 30 BGR pixels
+    r2 = np.random.default_rng(1).uniform(0.0, 2.5, (20, 90)).astype(np.float32)
+    noise = np.random.default_rng(2).normal(0, 1, (25, 105)).astype(np.float32)
+    for nz in (noise, np.zeros((0, 0), np.float32)):
         o1, o2 = np.empty_like(img), np.empty_like(img)
-        finish_numba(img, gain, noise, 1.5, 3, 4, lut, grey, o1)
-        finish_numpy(img, gain, noise, 1.5, 3, 4, lut, grey, o2)
+        finish_numba(img, r2, 1.1, 0.3, nz, 4.0, 3, 4, o1)
+        finish_numpy(img, r2, 1.1, 0.3, nz, 4.0, 3, 4, o2)
         assert np.abs(o1.astype(int) - o2.astype(int)).max() <= 1
 
 
