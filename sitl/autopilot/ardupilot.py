@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from autonomy.mavlink.wire import dialect
 from sitl.autopilot.base import NAN3, Autopilot, Limits, LinkState, Setpoint, SimConfig
 from sitl.autopilot.params import AP_PARAMS, ParamError, ParamTable
@@ -139,6 +141,11 @@ class ArduPilotAutopilot(Autopilot):
         if not self.armed:
             return
         # GUID_TIMEOUT: velocity/accel targets decay to a zero-velocity hold, still GUIDED
+        if self.mode == "GUIDED" and self.guided_sub == "angle" and \
+                t - self.last_guided_sp_s > self.params["GUID_TIMEOUT"]:
+            self.guided_sub = "angle_timeout"  # level, zero climb rate
+            self.guided_sp = Setpoint(vel_ned_mps=(math.nan, math.nan, 0.0), acc_ned_mps2=(0.0, 0.0, math.nan))
+            self.events.append((t, "guided timeout: level, zero climb"))
         if self.mode == "GUIDED" and self.guided_sub in ("vel", "accel") and \
                 t - self.last_guided_sp_s > self.params["GUID_TIMEOUT"]:
             self.guided_sub = "timeout"
@@ -272,6 +279,9 @@ class ArduPilotAutopilot(Autopilot):
         if self.landed:
             return Setpoint(pos_ned_m=self.hold_pos), lim, False  # is_disarmed_or_landed: nothing moves
         sp = self.guided_sp
+        if sub in ("angle", "angle_timeout"):
+            return Setpoint(vel_ned_mps=sp.vel_ned_mps, acc_ned_mps2=sp.acc_ned_mps2, yaw_rad=yaw), \
+                Limits(1e3, lim.up_mps, lim.down_mps, lim.tilt_rad), False
         auto_yaw = not math.isfinite(yaw) and not math.isfinite(yaw_rate)
         if sub in ("vel", "accel", "timeout", "stop_brake"):
             tgt = sp.vel_ned_mps if _fin(sp.vel_ned_mps) else tuple(self.vel_ned_mps)
@@ -363,6 +373,10 @@ class ArduPilotAutopilot(Autopilot):
             return
         if mt == "SET_POSITION_TARGET_LOCAL_NED":
             self._handle_sp_local(msg)
+        elif mt == "SET_POSITION_TARGET_GLOBAL_INT":
+            self._handle_sp_global(msg)
+        elif mt == "SET_ATTITUDE_TARGET":
+            self._handle_att_target(msg)
         elif mt == "COMMAND_LONG":
             self._handle_command(ls, msg, msg.command, [msg.param1, msg.param2, msg.param3, msg.param4,
                                                         msg.param5, msg.param6, msg.param7], frame=None)
@@ -394,6 +408,71 @@ class ArduPilotAutopilot(Autopilot):
         """Guided stop: brake to a zero-velocity hold."""
         self.guided_sub = "stop_brake"
         self.guided_sp = Setpoint(vel_ned_mps=(0.0, 0.0, 0.0))
+
+    def _handle_sp_global(self, m) -> None:
+        """GLOBAL_INT frames 5/6/11 mapped onto the local frame, then handled like LOCAL_NED (no rotation)."""
+        if self.mode != "GUIDED":
+            return
+        frames = (D.MAV_FRAME_GLOBAL_INT, D.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, D.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT)
+        if m.coordinate_frame not in frames:
+            self._stop()
+            return
+        pos_used = not (m.type_mask & 7)
+        lat, lon = m.lat_int * 1e-7, m.lon_int * 1e-7
+        if pos_used and (not -90 <= lat <= 90 or not -180 <= lon <= 180):
+            self._stop()
+            return
+        if pos_used and m.coordinate_frame == D.MAV_FRAME_GLOBAL_TERRAIN_ALT_INT and not (m.type_mask & 56):
+            self._stop()  # terrain frames are refused for pos+vel
+            return
+        from autonomy.geometry import geodetic_to_ned
+
+        c = self.config
+        alt = m.alt if m.coordinate_frame == D.MAV_FRAME_GLOBAL_INT else m.alt + c.home_alt_m
+        p = geodetic_to_ned(lat, lon, alt, c.home_lat_deg, c.home_lon_deg, c.home_alt_m)
+        local = D.MAVLink_set_position_target_local_ned_message(
+            m.time_boot_ms, m.target_system, m.target_component, D.MAV_FRAME_LOCAL_NED, m.type_mask,
+            float(p[0]), float(p[1]), float(p[2]), m.vx, m.vy, m.vz, m.afx, m.afy, m.afz, m.yaw, m.yaw_rate)
+        self._handle_sp_local(local)
+
+    def _handle_att_target(self, m) -> None:
+        """SET_ATTITUDE_TARGET in GUIDED: attitude -> horizontal acceleration, thrust read as climb rate
+        (0.5 holds, 1 = WPNAV_SPEED_UP, 0 = WPNAV_SPEED_DN) unless GUID_OPTIONS bit 3. Times out like velocity."""
+        if self.mode not in ("GUIDED", "GUIDED_NOGPS"):
+            return
+        mask = m.type_mask
+        q = [float(c) for c in m.q]
+        n = math.sqrt(sum(c * c for c in q))
+        rates_given = [not (mask & b) for b in (1, 2, 4)]
+        if mask & 64 or any(rates_given) != all(rates_given) or \
+                (not mask & 128 and (not math.isfinite(n) or abs(n - 1.0) > 1e-3)):
+            self._stop()
+            return
+        from autonomy.geometry import GRAVITY_MPS2, quat_to_euler, rotate_body_to_ned
+
+        thrust = float(m.thrust)
+        if not math.isfinite(thrust):
+            self._stop()
+            return
+        if int(self.params["GUID_OPTIONS"]) & 8:  # thrust as thrust (-1..1 of hover*2)
+            vz = math.nan
+            f_up = max(0.0, thrust) * 2.0 * GRAVITY_MPS2
+        else:
+            up, dn = self.params["WPNAV_SPEED_UP"] / 100, self.params["WPNAV_SPEED_DN"] / 100
+            vz = -(thrust - 0.5) * 2.0 * up if thrust >= 0.5 else (0.5 - thrust) * 2.0 * dn
+            f_up = GRAVITY_MPS2
+        qn = self.state.q_body_to_ned if mask & 128 else np.array(q) / n
+        z_b = rotate_body_to_ned(np.asarray(qn, dtype=float), np.array([0.0, 0.0, 1.0]))
+        cz = max(-z_b[2], 0.2)
+        acc_h = (-z_b[0] / cz * f_up, -z_b[1] / cz * f_up)
+        if self.guided_sub not in ("vel", "accel", "timeout", "stop_brake", "angle"):
+            self.vel_shaped = [float(v) for v in self.vel_ned_mps]
+        self.guided_sub = "angle"
+        self.guided_sp = Setpoint(vel_ned_mps=(math.nan, math.nan, vz),
+                                  acc_ned_mps2=(acc_h[0], acc_h[1], 0.0 if math.isnan(vz) else math.nan))
+        self.guided_yaw_rad = quat_to_euler(qn)[2]
+        self.guided_yaw_rate_radps = math.nan
+        self.last_guided_sp_s = self.t_s
 
     def _handle_sp_local(self, m) -> None:
         if self.mode != "GUIDED":

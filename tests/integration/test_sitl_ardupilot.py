@@ -337,3 +337,31 @@ def test_clock_waits_for_first_client():
         assert ap.t_s == pytest.approx(1.0)
     finally:
         link.close()
+
+
+def test_guided_global_int_and_attitude_targets(h):
+    h.takeoff(5.0)
+    c = h.ap.config
+    # GLOBAL_RELATIVE_ALT_INT position: 20 m north of home at 8 m
+    lat = c.home_lat_deg + math.degrees(20.0 / 6_378_137.0)
+    h.c.mav.set_position_target_global_int_send(0, 1, 1, D.MAV_FRAME_GLOBAL_RELATIVE_ALT_INT, POS_ONLY,
+                                                int(lat * 1e7), int(c.home_lon_deg * 1e7), 8.0,
+                                                0, 0, 0, 0, 0, 0, 0, 0)
+    h.step(15.0)
+    assert abs(h.ap.pos_ned_m[0] - 20.0) < 0.5 and abs(h.ap.alt_rel_m - 8.0) < 0.3
+    # attitude target: 10 deg pitch down (nose down -> accelerate north), thrust 0.5 = hold altitude
+    from autonomy.geometry import euler_to_quat
+
+    q = euler_to_quat(0.0, math.radians(-10.0), 0.0)
+    x0 = h.ap.pos_ned_m[0]
+    for _ in range(40):
+        h.c.mav.set_attitude_target_send(0, 1, 1, 0b0000_0111, [float(v) for v in q], 0, 0, 0, 0.5)
+        h.step(0.05)
+    assert h.ap.guided_sub == "angle" and h.ap.vel_ned_mps[0] > 2.0 and h.ap.pos_ned_m[0] > x0 + 2.0
+    assert abs(h.ap.alt_rel_m - 8.0) < 0.5
+    h.step(3.5)
+    assert h.ap.guided_sub == "angle_timeout"  # GUID_TIMEOUT: level, zero climb
+    # THROTTLE_IGNORE -> stop
+    h.c.mav.set_attitude_target_send(0, 1, 1, 0b0100_0111, [1.0, 0, 0, 0], 0, 0, 0, 0.5)
+    h.step(0.05)
+    assert h.ap.guided_sub in ("stop_brake", "stop")
