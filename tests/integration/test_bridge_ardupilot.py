@@ -44,6 +44,9 @@ def test_ardupilot_params_round_trip_float_cast(apm):
     assert b.param_set("FS_GCS_ENABLE", v0) == v0
     assert b.param_set("GUID_TIMEOUT", 3.0) == pytest.approx(3.0)
     assert b.param_get("GUID_TIMEOUT") == pytest.approx(3.0)
+    allp = b.param_list(timeout_s=10)
+    assert allp["MAV_SYSID"].value == 1 and allp["GUID_TIMEOUT"].value == pytest.approx(3.0)
+    assert b.params.hash_check is None                                   # no _HASH_CHECK on ArduPilot
 
 
 def test_ardupilot_every_mode_decodes(apm):
