@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-only", action="store_true", help="run the self-check and exit")
     ap.add_argument("--duration-s", type=float, default=None, help="stop after this long (wall seconds)")
     ap.add_argument("--summary", default=None, help="write the flight summary JSON here")
+    ap.add_argument("--link-url", default=None, help="override [link] url (e.g. another simulator port)")
+    ap.add_argument("--camera-source", default=None, help="override [camera] source")
     args = ap.parse_args(argv)
 
     from autonomy.clock import MonotonicClock
@@ -214,10 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"autonomy fly: config: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.duration_s is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.duration_s is not None:
         cfg = replace(cfg, service=replace(cfg.service, duration_s=args.duration_s))
+    if args.link_url:
+        cfg = replace(cfg, link=replace(cfg.link, url=args.link_url))
+    if args.camera_source:
+        cfg = replace(cfg, camera=replace(cfg.camera, source=args.camera_source))
     clock = MonotonicClock()
     source = bridge = None
     stopping = {"flag": False}

@@ -27,7 +27,7 @@ import numpy as np
 
 from autonomy.engagement import EngagementMachine, State
 from autonomy.engagement.machine import CAMERA_STATES, FINAL_STATES
-from autonomy.runtime.pipeline import Pipeline, PipelineConfig, StepResult
+from autonomy.runtime.pipeline import Pipeline, StepResult
 from autonomy.runtime.recorder import FlightRecorder
 from autonomy.runtime.timing import StageTimer
 from autonomy.types import Autopilot
@@ -35,13 +35,14 @@ from sitl.scenarios import FAMILIES, Scenario, make_scenario
 from sitl.world import LabelDetector, World, WorldConfig, sim_camera
 
 DEMO_FAMILY, DEMO_SEED = "shahed_crossing", 3
-import os
-QANG = float(os.environ.get("QANG", "0.05"))
+SITL_CONFIG = Path(__file__).resolve().parents[1] / "autonomy" / "runtime" / "configs" / "sitl.toml"
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    perception: str = "model"            # "model" (shipped detector) | "labels" (renderer's boxes, dev only)
+    perception: str = "model"            # "model" (the config's detector) | "labels" (renderer's boxes, dev
+                                         # only) | "none" (no detector: cue-only, for watchdog tests)
+    config_path: str | None = None       # companion TOML (default autonomy/runtime/configs/sitl.toml)
     model_path: str | None = None
     render_midcourse: bool = False       # render/detect during midcourse too (slower; nothing to see)
     video: bool = False
@@ -85,38 +86,53 @@ class RunResult:
         }
 
 
-def make_detector(opts: RunOptions):  # noqa: ANN201
+def make_detector(opts: RunOptions, cfg):  # noqa: ANN001, ANN201
     if opts.perception == "labels":
         return LabelDetector()
-    from autonomy.perception.config import DetectorConfig
+    if opts.perception == "none" or cfg.detector is None:
+        return None
+    from dataclasses import replace as _r
+
     from autonomy.perception.detector import Detector
 
-    kw = {"intra_op_threads_n": opts.threads_n}
+    dc = _r(cfg.detector, intra_op_threads_n=opts.threads_n)
     if opts.model_path:
-        kw["model_path"] = opts.model_path
-    return Detector(DetectorConfig(**kw))
+        dc = _r(dc, model_path=opts.model_path)
+    return Detector(dc)
+
+
+def scenario_engagement(cfg, sc: Scenario):  # noqa: ANN001, ANN201
+    """The config's engagement settings with the scenario's geofence and no-engage zones."""
+    from dataclasses import replace as _r
+
+    from autonomy.engagement import GeofenceConfig, Zone
+
+    return _r(cfg.engagement, geofence=GeofenceConfig(sc.fence_polygon_ne_m, -5.0, sc.fence_max_altitude_m),
+              no_engage_zones=tuple(Zone(n, p) for n, p in sc.no_engage_zones),
+              **({"law": sc.law} if sc.law else {}))
 
 
 def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path | None = None,
                    progress: bool = False) -> RunResult:
     """Fly ``sc`` in lockstep through the full pipeline; see the module docstring."""
-    from sitl.campaign import engagement_config_for
+    from autonomy.config import load_config
+    from autonomy.tracking import Tracker
     from sitl.render import Renderer, SceneParams
-    from autonomy.tracking import Tracker, TrackerConfig
 
     w_start = time.perf_counter()
-    cam = sim_camera()
-    detector = make_detector(opts)
+    cfg = load_config(opts.config_path or SITL_CONFIG)
+    cam = cfg.camera.camera
+    detector = make_detector(opts, cfg)
     renderer = Renderer(cam, SceneParams(seed=sc.seed if opts.scene_seed is None else opts.scene_seed))
-    world = World(sc, WorldConfig(camera=cam), renderer=renderer)
+    world = World(sc, WorldConfig(camera=cam), bridge_config=cfg.bridge_config(), renderer=renderer)
     recorder = FlightRecorder(out_dir / "flight.jsonl") if out_dir is not None else None
     video = None
     try:
         world.start()
-        machine = EngagementMachine(engagement_config_for(sc, signed=False), cam, Autopilot.PX4)
-        tracker = Tracker(TrackerConfig(q_ang=QANG, init_rate_std_radps=0.05, confirm_hits=5), cam)
+        machine = EngagementMachine(scenario_engagement(cfg, sc), cam, Autopilot.PX4)
+        tracker = Tracker(cfg.tracker, cam)
         timer = StageTimer()
-        pipe = Pipeline(PipelineConfig(), cam, world.bridge, machine, tracker, detector, world.clock,
+        pipe = Pipeline(cfg.pipeline, cam, world.bridge, machine, tracker, detector, world.clock,
                         recorder=recorder, timer=timer, on_status=world.bridge.send_statustext)
 
         def track_los(tid: int):  # noqa: ANN202
@@ -141,13 +157,14 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             cam_ok = opts.camera_off_at_s is None or world.t_s < opts.camera_off_at_s
             frame = None
             if cam_ok and (opts.render_midcourse or state in CAMERA_STATES):
-                frame = world.capture()
+                # without a detector nothing looks at the pixels: a token frame carries the capture time
+                frame = world.capture() if detector is not None else (np.zeros((2, 2, 3), np.uint8), world.t_s, None)
             if frame is not None:
                 img, t_cap, rf = frame
-                if isinstance(detector, LabelDetector):
+                if isinstance(detector, LabelDetector) and rf is not None:
                     detector.labels = list(rf.labels)
                 res = pipe.process_frame(img, t_cap)
-                if video is not None and pipe.frames_processed % opts.video_every_n == 0:
+                if video is not None and rf is not None and pipe.frames_processed % opts.video_every_n == 0:
                     video.write(annotate(img, res, world, cam))
             else:
                 res = pipe.tick()
@@ -361,7 +378,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--scenario", default=DEMO_FAMILY, choices=FAMILIES, help="scenario family")
     p.add_argument("--seed", type=int, default=DEMO_SEED)
     p.add_argument("--out", default="out/sim", help="report directory")
-    p.add_argument("--perception", choices=["model", "labels"], default="model",
+    p.add_argument("--config", default=None, help="companion TOML (default autonomy/runtime/configs/sitl.toml)")
+    p.add_argument("--perception", choices=["model", "labels", "none"], default="model",
                    help="model: the shipped detector (default); labels: the renderer's boxes (development)")
     p.add_argument("--model", default=None, help="ONNX model (default: models/detector.onnx)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
@@ -375,6 +393,7 @@ def main(argv: list[str] | None = None, prog: str = "autonomy sim") -> int:
     out.mkdir(parents=True, exist_ok=True)
     sc = make_scenario(args.scenario, args.seed)
     opts = RunOptions(perception=args.perception, model_path=args.model, video=not args.no_video,
+                      config_path=args.config,
                       threads_n=args.threads)
     print(f"{prog}: {sc.family} seed {sc.seed}, target {sc.target.kind} {sc.target_speed_mps:.0f} m/s at "
           f"{np.linalg.norm(sc.target.pos0_ned_m[:2]):.0f} m, perception {opts.perception}; report in {out}/",

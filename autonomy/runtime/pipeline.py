@@ -71,6 +71,9 @@ class PipelineConfig:
     cue_range: bool = True              # tracks that agree with a fresh cue get the cue's range (time-to-go)
     cue_range_gate_rad: float = 0.12    # plus 3 sigma of the cue position over its range
     cue_range_max_age_s: float = 5.0
+    cue_roi: bool = True                # re-detect at native resolution where the cue says the target is
+    cue_roi_px: float = 256.0           # window side (grown to 3 sigma of the cue position, capped at 2x)
+    cue_roi_until_confirmed: bool = True  # stop once a confirmed track exists (its own ROI takes over)
 
     def __post_init__(self) -> None:
         if self.roi_min_px < 8 or self.roi_box_factor <= 0 or self.roi_max_tracks_n < 0:
@@ -203,7 +206,39 @@ class Pipeline:
                 dets = merge_detections(dets, roi, cfg.roi_merge_iou)
                 rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))
             self.timer.record("roi", self._wall() - w1)
+        if cfg.cue_roi and self.cue is not None:
+            w2 = self._wall()
+            confirmed = any(tr.status.value == "confirmed" for tr in (self.tracker.last_tracks or ())) \
+                if self.tracker is not None else False
+            if not (cfg.cue_roi_until_confirmed and confirmed):
+                win = self._cue_window(image, q, t_cap)
+                if win is not None:
+                    (cu, cv), side = win
+                    roi = self.detector.detect_roi(image, (cu, cv), side, t_cap)
+                    dets = merge_detections(dets, roi, cfg.roi_merge_iou)
+                    rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))
+            self.timer.record("cue_roi", self._wall() - w2)
         return dets, rois
+
+    def _cue_window(self, image: np.ndarray, q: np.ndarray, t_s: float):  # noqa: ANN202
+        """Pixel centre and side of the window where the cue predicts the target (None: not in view)."""
+        c, st = self.cue, self.vehicle.state
+        if c is None or st is None or t_s - c.t_s > self.config.cue_range_max_age_s:
+            return None
+        d = np.asarray(c.pos_ned_m) + np.asarray(c.vel_ned_mps) * (t_s - c.t_s) - np.asarray(st.pos_ned_m)
+        rng = float(np.linalg.norm(d))
+        if rng < 1.0:
+            return None
+        uv, ok = self.camera.los_ned_to_pixels((d / rng)[None, :], q)
+        if not bool(np.asarray(ok).reshape(-1)[0]):
+            return None
+        cu, cv = (float(x) for x in np.asarray(uv).reshape(-1, 2)[0])
+        h, w = image.shape[:2]
+        if not (0 <= cu < w and 0 <= cv < h):
+            return None
+        sigma_px = 3.0 * c.pos_std_m / rng * self.camera.intrinsics.fx_px
+        side = float(min(max(self.config.cue_roi_px, 2.0 * sigma_px), 2.0 * self.config.cue_roi_px, min(w, h)))
+        return (cu, cv), side
 
     # ------------------------------------------------------------------ one step
     def process_frame(self, image: np.ndarray | None, t_capture_s: float | None) -> StepResult:
