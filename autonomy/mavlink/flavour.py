@@ -206,7 +206,11 @@ class Px4Flavour(Flavour):
 
 
 class ArduPilotFlavour(Flavour):
-    """ArduCopter: GUIDED, per-group type_mask, C-cast params (value sent as (float)int)."""
+    """ArduCopter: GUIDED, per-group type_mask, C-cast params (value sent as (float)int).
+
+    In BODY_NED (frame 8) ArduPilot treats a position as an offset from the current position and yaw as
+    relative to the current heading (spec section 5); PX4 refuses position there.
+    """
 
     autopilot = Autopilot.ARDUPILOT
     setpoint_mode = "GUIDED"

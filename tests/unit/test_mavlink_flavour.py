@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autonomy.mavlink.errors import SetpointError
@@ -129,6 +129,7 @@ def test_ardupilot_accepts_body_position_offset_and_px4_accepts_pos_acc():
 vec = st.one_of(st.none(), st.lists(st.floats(-100, 100), min_size=3, max_size=3).map(np.array))
 
 
+@settings(deadline=None)
 @given(pos=vec, vel=vec, acc=vec, yaw=st.one_of(st.none(), st.floats(-3, 3)))
 def test_type_mask_round_trips(pos, vel, acc, yaw):
     sp = Setpoint(t_s=0.0, pos_ned_m=pos, vel_ned_mps=vel, acc_ned_mps2=acc, yaw_rad=yaw)
@@ -156,6 +157,7 @@ def test_px4_int_params_are_bytewise():
         PX4.encode_param(1.5, 6)
 
 
+@settings(deadline=None)
 @given(st.integers(-(2**31), 2**31 - 1))
 def test_px4_int32_round_trip(v):
     bits = v & 0xFFFFFFFF
@@ -166,6 +168,7 @@ def test_px4_int32_round_trip(v):
     assert PX4.decode_param(PX4.encode_param(v, 6), 6) == v
 
 
+@settings(deadline=None)
 @given(st.integers(-(2**24), 2**24))
 def test_ardupilot_params_are_float_cast(v):
     for t in (2, 4, 6):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autonomy.geometry import euler_to_quat, quat_to_euler
@@ -124,6 +124,7 @@ def test_history_extrapolates_attitude_with_body_rate():
     assert quat_to_euler(q)[2] == pytest.approx(0.1, abs=1e-9)
 
 
+@settings(deadline=None)
 @given(rate=st.floats(0.2, 20.0), offset=st.floats(-1e4, 1e4), rtt=st.floats(0.0, 0.02))
 def test_clock_mapper_recovers_rate_and_offset(rate, offset, rtt):
     m = ClockMapper()
