@@ -54,6 +54,7 @@ TEMP_REJECTED = D.MAV_RESULT_TEMPORARILY_REJECTED
 DENIED = D.MAV_RESULT_DENIED
 UNSUPPORTED = D.MAV_RESULT_UNSUPPORTED
 FAILED = D.MAV_RESULT_FAILED
+UNSUPPORTED_MAV_FRAME = 9  # MAV_RESULT 9 (newer than the stock dialect)
 FORCE_MAGIC = 21196
 
 
@@ -487,7 +488,7 @@ class Px4Autopilot(Autopilot):
         elif mt == "COMMAND_INT":
             if self._command_for_me(ls, msg):
                 if msg.frame not in (D.MAV_FRAME_GLOBAL, D.MAV_FRAME_GLOBAL_INT):
-                    self.ack(ls, msg, msg.command, D.MAV_RESULT_UNSUPPORTED_MAV_FRAME)
+                    self.ack(ls, msg, msg.command, UNSUPPORTED_MAV_FRAME)
                     return
                 self._handle_command(ls, msg, msg.command,
                                      [msg.param1, msg.param2, msg.param3, msg.param4, msg.x * 1e-7, msg.y * 1e-7,

@@ -350,6 +350,15 @@ def test_param_protocol_bytewise(h):
     assert sorted(v.param_index for v in vals[1:]) == list(range(len(h.ap.params)))
 
 
+def test_command_int_frame_check(h):
+    h.c.mav.command_int_send(1, 1, D.MAV_FRAME_LOCAL_NED, D.MAV_CMD_REQUEST_MESSAGE, 0, 0, 242, 0, 0, 0, 0, 0, 0)
+    h.step(0.1)
+    assert h.last("COMMAND_ACK").result == 9  # UNSUPPORTED_MAV_FRAME
+    h.c.mav.command_int_send(1, 1, D.MAV_FRAME_GLOBAL_INT, D.MAV_CMD_REQUEST_MESSAGE, 0, 0, 242, 0, 0, 0, 0, 0, 0)
+    h.step(0.1)
+    assert h.last("COMMAND_ACK").result == 0
+
+
 def test_target_filtering_and_first_sender_latch(h):
     assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(5, 1)) == []
     assert h.command(D.MAV_CMD_REQUEST_MESSAGE, D.MAVLINK_MSG_ID_HOME_POSITION, target=(1, 99)) == []
@@ -514,3 +523,54 @@ def test_gcs_link_normal_streams_statustext_and_empty_mission(h):
     finally:
         g.close()
         glink.close()
+
+
+@pytest.mark.parametrize("flavour", ["px4", "ardupilot"])
+def test_fuzzed_messages_never_crash(flavour, rng):
+    """Well-formed frames with hostile field values (NaN, inf, huge, negative) for every message we handle."""
+    from sitl.autopilot import ArduPilotAutopilot
+
+    lp, rp = free_udp_port(), free_udp_port()
+    link = UdpLink(lp, rp)
+    ap = (Px4Autopilot if flavour == "px4" else ArduPilotAutopilot)(SimConfig(), {}, [link])
+    tx = mavutil.mavlink_connection(f"udpout:127.0.0.1:{lp}", source_system=1, source_component=191)
+    floats = [math.nan, math.inf, -math.inf, 1e30, -1e30, 0.0, 1.0, -1.0, 21196.0, 1e-45]
+    names = ["COMMAND_LONG", "COMMAND_INT", "SET_POSITION_TARGET_LOCAL_NED", "SET_POSITION_TARGET_GLOBAL_INT",
+             "SET_ATTITUDE_TARGET", "SET_MODE", "PARAM_SET", "PARAM_REQUEST_READ", "PARAM_REQUEST_LIST",
+             "REQUEST_DATA_STREAM", "TIMESYNC", "HEARTBEAT", "MISSION_REQUEST_LIST"]
+    try:
+        ap.step(3.2)
+        for i in range(400):
+            name = names[i % len(names)]
+            cls = getattr(D, f"MAVLink_{name.lower()}_message")
+            args = []
+            for fname, ftype in zip(cls.fieldnames, cls.fieldtypes, strict=True):
+                n = cls.array_lengths[cls.ordered_fieldnames.index(fname)] if fname in cls.ordered_fieldnames \
+                    else 0
+                if ftype == "char":
+                    args.append(rng.choice([b"MPC_XY_VEL_MAX", b"", b"\xff\xfe", b"X" * 16, b"_HASH_CHECK"]))
+                elif ftype in ("float", "double"):
+                    v = [float(rng.choice(floats)) for _ in range(max(n, 1))]
+                    args.append(v if n else v[0])
+                else:
+                    bits = int(ftype.removeprefix("u").removeprefix("int").removesuffix("_t") or 8)
+                    lo = 0 if ftype.startswith("u") else -(2 ** (bits - 1))
+                    hi = 2 ** bits - 1 if ftype.startswith("u") else 2 ** (bits - 1) - 1
+                    choice = [lo, hi, 0, 1, 2, 6, 9, 22, 176, 400, 511, 512]
+                    v = [int(min(max(rng.choice(choice), lo), hi)) for _ in range(max(n, 1))]
+                    args.append(v if n else v[0])
+            if name in ("COMMAND_LONG", "COMMAND_INT") and rng.random() < 0.7:
+                args[cls.fieldnames.index("command")] = int(rng.choice([22, 176, 400, 511, 512, 20, 21, 520]))
+            if "target_system" in cls.fieldnames:
+                args[cls.fieldnames.index("target_system")] = 1
+            if "target_component" in cls.fieldnames:
+                args[cls.fieldnames.index("target_component")] = 1
+            tx.mav.send(cls(*args))
+            if i % 10 == 0:
+                ap.step(0.05)
+        ap.step(2.0)
+        assert all(math.isfinite(v) for v in ap.pos_ned_m) and all(math.isfinite(v) for v in ap.vel_ned_mps)
+        assert link.stats.rx_msgs >= 350
+    finally:
+        tx.close()
+        link.close()

@@ -76,8 +76,8 @@ def test_px4_serve_ready_fly_failsafe_and_sigterm():
             time.sleep(0.05)
         c.mav.command_long_send(1, 1, D.MAV_CMD_DO_SET_MODE, 0, 1, 6, 0, 0, 0, 0, 0)
         acks = []
-        t_end = time.monotonic() + 0.4
-        while time.monotonic() < t_end:
+        t_end = time.monotonic() + 3.0  # generous: CI machines may be loaded
+        while time.monotonic() < t_end and len(acks) < 2:
             sp(0.0)
             m = c.recv_match(type="COMMAND_ACK", blocking=True, timeout=0.05)
             if m is not None:
@@ -93,7 +93,7 @@ def test_px4_serve_ready_fly_failsafe_and_sigterm():
                 z = m.z
         assert z < -6.0  # climbing at up to 3 m/s after spool-up
         # setpoints stop: offboard-loss failsafe -> AUTO.RTL (CRITICAL)
-        hb = _recv_until(c, lambda m: m.get_type() == "HEARTBEAT" and m.custom_mode == 84148224, 3.0)
+        hb = _recv_until(c, lambda m: m.get_type() == "HEARTBEAT" and m.custom_mode == 84148224, 10.0)
         assert hb is not None and hb.system_status == D.MAV_STATE_CRITICAL
     finally:
         rc, out, err = _stop(p)
