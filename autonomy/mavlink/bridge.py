@@ -31,7 +31,7 @@ from typing import Self
 from autonomy.mavlink.clock import Clock, ClockMapper, MonotonicClock
 from autonomy.mavlink.codec import StateCache
 from autonomy.mavlink.commander import Commander, MavResult, PendingCommand
-from autonomy.mavlink.errors import CommandError, LinkError, ParamError
+from autonomy.mavlink.errors import CommandError, LinkError, MavlinkError, ParamError
 from autonomy.mavlink.events import MSG_ID_EVENT, Px4Event, decode_event_frame
 from autonomy.mavlink.flavour import EncodedSetpoint, Flavour
 from autonomy.mavlink.ground import (
@@ -564,6 +564,8 @@ class Bridge:
         fl = self._need_flavour()
         st = self._need_streamer()
         now = self.clock.now_s()
+        if self.control in (Control.AUTOPILOT_FAILSAFE, Control.HANDED_BACK):
+            raise MavlinkError(f"control is {self.control.value}: only reengage(reason) takes it back")
         if initial is not None:
             self.set_setpoint(initial)
         if fl.autopilot is Autopilot.PX4:

@@ -22,6 +22,7 @@ from autonomy.mavlink import (
     Control,
     LinkConfig,
     LinkError,
+    MavlinkError,
     MavResult,
     ParamError,
     SetpointError,
@@ -265,6 +266,8 @@ def test_failsafe_is_not_retaken_by_resuming_setpoints(px4):
         b.set_setpoint(Setpoint(t_s=0.0, vel_ned_mps=np.array([1.0, 0, 0])))
         time.sleep(0.03)
     assert len(peer.got("SET_POSITION_TARGET_LOCAL_NED")) == n and b.mode == "AUTO.RTL"
+    with pytest.raises(MavlinkError, match="reengage"):
+        b.engage()                              # not even engage() takes control back
     b.reengage("operator confirmed", initial=Setpoint(t_s=0.0, vel_ned_mps=np.zeros(3)))
     assert b.mode == "OFFBOARD" and b.control is Control.ENGAGED
     assert len(peer.got("SET_POSITION_TARGET_LOCAL_NED")) > n
