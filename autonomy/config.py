@@ -5,7 +5,7 @@ the keys are exactly that room's field names; unknown keys are an error)::
 
     [link]          url, baud, source_system, source_component, signing_key_path, connect_timeout_s,
                     command_timeout_s, link_lost_s, [link.streamer] rate_hz / max_age_s / hand_back_after_s
-    [camera]        source (V4L2 index or device, file, rtsp/udp/http URL, "gst:<pipeline>"), latency_s,
+    [camera]        source (V4L2 index or device, file, rtsp/udp/http URL, or a GStreamer pipeline string with "!"), latency_s,
                     first_frame_timeout_s, calibration (a camera TOML file) or inline width_px, height_px,
                     hfov_deg | fx_px.., dist_coeffs, fps, [camera.mount] tilt_up_deg, pan_right_deg
     [detector]      autonomy.perception.config.DetectorConfig (model_path, provider, intra_op_threads_n, ...);

@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--link-url", default=None, help="override [link] url (e.g. another simulator port)")
     ap.add_argument("--camera-source", default=None, help="override [camera] source")
     args = ap.parse_args(argv)
+    import os
+
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")      # our one line, not OpenCV's backend chatter
+    os.environ.setdefault("OPENCV_FFMPEG_READ_ATTEMPTS", "4096")
 
     from autonomy.clock import MonotonicClock
     from autonomy.config import ConfigError, load_config
