@@ -86,15 +86,43 @@ def _distort_normalized(xy: np.ndarray, d: tuple[float, ...]) -> np.ndarray:
     return np.stack([xd, yd], axis=-1)
 
 
-def _undistort_normalized(xyd: np.ndarray, d: tuple[float, ...], iterations: int = 8) -> np.ndarray:
-    """Fixed-point inversion (as in OpenCV's cvUndistortPoints); exact for zero distortion."""
+def _distortion_jacobian(xy: np.ndarray, d: tuple[float, ...]) -> np.ndarray:
+    """d(distorted)/d(undistorted), shape (..., 2, 2)."""
+    k1, k2, p1, p2, k3 = d
+    x, y = xy[..., 0], xy[..., 1]
+    r2 = x * x + y * y
+    radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
+    d_radial = k1 + 2 * k2 * r2 + 3 * k3 * r2 * r2
+    j = np.empty(xy.shape[:-1] + (2, 2))
+    j[..., 0, 0] = radial + 2 * x * x * d_radial + 2 * p1 * y + 6 * p2 * x
+    j[..., 0, 1] = 2 * x * y * d_radial + 2 * p1 * x + 2 * p2 * y
+    j[..., 1, 0] = 2 * x * y * d_radial + 2 * p1 * x + 2 * p2 * y
+    j[..., 1, 1] = radial + 2 * y * y * d_radial + 6 * p1 * y + 2 * p2 * x
+    return j
+
+
+def _undistort_normalized(xyd: np.ndarray, d: tuple[float, ...], iterations: int = 20) -> np.ndarray:
+    """Invert the distortion by damped Newton steps (converges where OpenCV's fixed-point iteration diverges,
+    e.g. strong barrel distortion at wide FOV). Points beyond the fold of the lens model, which have no
+    inverse, come back as NaN so that callers see them instead of a wrong bearing."""
     if not any(d):
         return xyd
     xy = xyd.copy()
     for _ in range(iterations):
         err = _distort_normalized(xy, d) - xyd
-        xy = xy - err
-    return xy
+        j = _distortion_jacobian(xy, d)
+        det = j[..., 0, 0] * j[..., 1, 1] - j[..., 0, 1] * j[..., 1, 0]
+        det = np.where(np.abs(det) < 1e-12, 1e-12, det)
+        dx = (j[..., 1, 1] * err[..., 0] - j[..., 0, 1] * err[..., 1]) / det
+        dy = (-j[..., 1, 0] * err[..., 0] + j[..., 0, 0] * err[..., 1]) / det
+        step = np.stack([dx, dy], axis=-1)
+        # damping: never move more than the size of the current residual's scale allows
+        n = np.linalg.norm(step, axis=-1, keepdims=True)
+        limit = 0.5 * (1.0 + np.linalg.norm(xy, axis=-1, keepdims=True))
+        xy = xy - np.where(n > limit, step * (limit / np.maximum(n, 1e-300)), step)
+    resid = np.linalg.norm(_distort_normalized(xy, d) - xyd, axis=-1)
+    ok = (resid < 1e-9) & np.all(_distortion_jacobian(xy, d)[..., [0, 1], [0, 1]] > 0, axis=-1)
+    return np.where(ok[..., None], xy, np.nan)
 
 
 def pixels_to_bearings_cam(intr: CameraIntrinsics, uv_px: np.ndarray) -> np.ndarray:

@@ -94,3 +94,24 @@ def test_load_toml(tmp_path):
     assert cam.intrinsics.fx_px == 500.0 and cam.intrinsics.fy_px == 500.0
     assert cam.fps == 25.0 and abs(cam.mount.tilt_up_rad - math.radians(10)) < 1e-12
     assert cam.intrinsics.dist_coeffs[0] == -0.1
+
+
+def test_strong_barrel_distortion_at_wide_fov_round_trips():
+    # k1 = -0.08 at 90 deg HFOV: the corners sit close to the fold of the lens model, where plain
+    # fixed-point undistortion is still 1e-4 off after 8 steps; Newton must round-trip every pixel to 1e-6 px
+    base = CameraIntrinsics.from_hfov(1280, 720, 90.0)
+    intr = CameraIntrinsics(1280, 720, base.fx_px, base.fy_px, base.cx_px, base.cy_px, (-0.08, 0.0, 0, 0, 0))
+    u, v = np.meshgrid(np.linspace(0, 1279, 33), np.linspace(0, 719, 19))
+    uv = np.stack([u.ravel(), v.ravel()], axis=-1)
+    b = pixels_to_bearings_cam(intr, uv)
+    assert np.all(np.isfinite(b))
+    uv2, front = bearings_cam_to_pixels(intr, b)
+    assert np.all(front)
+    np.testing.assert_allclose(uv2, uv, atol=1e-6)
+
+
+def test_pixels_beyond_the_lens_model_fold_are_nan_not_wrong():
+    # with k1 = -0.5 the radial map r*(1 + k1 r^2) folds at r = 0.816: farther distorted radii have no inverse
+    intr = CameraIntrinsics(200, 200, 100.0, 100.0, 99.5, 99.5, (-0.5, 0.0, 0, 0, 0))
+    b = pixels_to_bearings_cam(intr, np.array([[99.5 + 100 * 0.6, 99.5], [99.5 + 100 * 0.2, 99.5]]))
+    assert np.all(np.isnan(b[0])) and np.all(np.isfinite(b[1]))
