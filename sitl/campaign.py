@@ -441,6 +441,7 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     unauthorized = fence_viol = nez_viol = 0
     confuser = False
     killed_obj = None
+    cpa_reached = False
     state = State.IDLE
     traj = []
     tgt_t, tgt_p = [0.0], [objs[0].pos_ned_m.copy()]
@@ -523,11 +524,19 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
                         t_closest = t + s * dt
                 if d < rc.kill_radius_m and killed_obj is None:
                     killed_obj = i
+                if i == killed_obj and s < 1.0:
+                    cpa_reached = True  # the closest approach lies within this step: the miss distance is final
             t += dt
-            if killed_obj is not None:
+            if killed_obj is not None and (cpa_reached or t - t_closest > 0.1):
                 break
+        if killed_obj is not None and not (cpa_reached or t - t_closest > 0.1):
+            continue_after_kill = True
+        else:
+            continue_after_kill = False
         tgt_t.append(t)
         tgt_p.append(objs[0].pos_ned_m.copy())
+        if continue_after_kill:
+            continue
         if killed_obj is not None:
             if objs[killed_obj].class_name == "bird":
                 confuser = True

@@ -78,7 +78,7 @@ class GeofenceConfig:
 @dataclass(frozen=True)
 class EngagementConfig:
     law: str = "true_pn"
-    nav_gain: float = 4.0
+    nav_gain: float = 5.0
     max_speed_mps: float = 70.0
     max_accel_mps2: float = 30.0
     drag_per_m: float = 0.0045              # airframe quadratic drag, used to keep the camera pointing
@@ -94,6 +94,8 @@ class EngagementConfig:
     min_altitude_m: float = 20.0            # guidance floor above the NED origin
     min_target_altitude_m: float = 10.0     # "aerial only": targets below this are not engaged
     acquire_range_m: float = 900.0          # cue range at which the camera search starts
+    acquire_slow_range_m: float = 0.0       # (0 = off) no camera track yet this close: slow the closure ...
+    acquire_min_homing_s: float = 2.0       # ... to leave this much homing time after detection
     cue_gate_rad: float = math.radians(6.0) # camera track must lie within this of the cue direction (+ cue sigma)
     cue_timeout_s: float = 10.0
     track_lost_s: float = 1.0
@@ -103,6 +105,7 @@ class EngagementConfig:
     max_authorization_s: float = 120.0      # cap on an authorization's validity, whatever the command says
     require_signed_commands: bool = False
     standoff_m: float = 60.0                # shadowing distance while awaiting authorization
+    endgame_yaw_hold_s: float = 1.0         # heading frozen when time-to-go is below this
     miss_range_m: float = 25.0              # opening within this range while terminal -> MISS
     max_reattacks: int = 2
     hold_before_rtl_s: float = 3.0

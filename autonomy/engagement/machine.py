@@ -561,7 +561,9 @@ class EngagementMachine:
             acc = laws.saturate(acc, cfg.max_accel_mps2, priority_dir_ned=los)
             if cfg.fov_clamp_accel:
                 acc = self._fov_keep(acc, vel, los)
-            yaw = laws.heading_to(los)
+            # in the last second the LOS swings fast: yawing after it would drag the thrust vector around
+            # (attitude is one rotation), so the heading is frozen for the endgame
+            yaw = laws.heading_to(los) if rng > cfg.endgame_yaw_hold_s * max(vc, 1.0) else None
         elif pip is not None:
             aim = pip.copy()
             d = pip - pos
@@ -574,11 +576,17 @@ class EngagementMachine:
             if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) and los_t is not None:
                 v_max = max(self._speed_band(los_t)[1], 5.0)
             v_sp, _ = laws.velocity_to_point(pos, vel, aim, v_max, cfg.speed_gain_per_s)
+            v_close_max = math.inf  # closing speed along the LOS (relative, m/s)
             if los_t is not None and (self.state in (State.AWAIT_AUTHORIZATION, State.TRACK)
                                       or not self.authorized(t_s)):
                 # shadow: approach no closer than the stand-off (closing speed limited by braking distance)
-                room = max(rng - cfg.standoff_m, 0.0)
-                v_close_max = float(self._tgt.vel_ned_mps @ los_t) + math.sqrt(cfg.max_accel_mps2 * room)
+                v_close_max = math.sqrt(cfg.max_accel_mps2 * max(rng - cfg.standoff_m, 0.0))
+            if los_t is not None and self.state is State.ACQUIRE and rng < cfg.acquire_slow_range_m:
+                # the camera has not found it yet and it is close (a small target): slow the closure so that
+                # homing, once it is seen, has at least acquire_min_homing_s to null the cue's error
+                v_close_max = min(v_close_max, max(rng - 20.0, 0.0) / cfg.acquire_min_homing_s)
+            if math.isfinite(v_close_max):
+                v_close_max += float(self._tgt.vel_ned_mps @ los_t)  # relative -> our own speed along LOS
                 v_along = float(v_sp @ los_t)
                 if v_along > v_close_max:
                     v_sp = v_sp + (v_close_max - v_along) * los_t
