@@ -41,7 +41,7 @@ class DWBlock(nn.Module):
 
 
 class TinyCenterNet(nn.Module):
-    def __init__(self, num_classes: int = 4, width: tuple[int, ...] = (16, 32, 56, 96, 160)) -> None:
+    def __init__(self, num_classes: int = 4, width: tuple[int, ...] = (16, 32, 64, 128, 192)) -> None:
         super().__init__()
         c0, c1, c2, c3, c4 = width
         self.num_classes = num_classes

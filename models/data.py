@@ -91,7 +91,7 @@ def read_yolo_folder(images_dir: Path, labels_dir: Path, tag: str) -> FrameSet:
     return FrameSet(np.stack(imgs) if imgs else np.zeros((0, CANVAS_WH[1], CANVAS_WH[0], 3), np.uint8), boxes, src)
 
 
-def load_training_set(data_root: Path, every: int = 2, synthetic_dir: Path | None = None,
+def load_training_set(data_root: Path, every: int = 2, synthetic_dirs: list[Path] | tuple = (),
                       max_videos: int | None = None) -> FrameSet:
     """The TRAINING split: Svanström train clips (every ``every``-th frame), Anti-UAV YOLO frames, renders."""
     train, _ = split_videos(data_root)
@@ -107,11 +107,10 @@ def load_training_set(data_root: Path, every: int = 2, synthetic_dir: Path | Non
     au = Path(data_root) / "anti_uav_ir_yolo"
     if au.is_dir():
         parts.append(read_yolo_folder(au / "images", au / "labels", "anti_uav_ir_yolo"))
-    if synthetic_dir is not None:
-        sd = Path(synthetic_dir)
+    for sd in map(Path, synthetic_dirs):
         img_dir = sd / "images" if (sd / "images").is_dir() else sd
         lab_dir = sd / "labels" if (sd / "labels").is_dir() else sd
-        parts.append(read_yolo_folder(img_dir, lab_dir, "synthetic"))
+        parts.append(read_yolo_folder(img_dir, lab_dir, f"synthetic:{sd.name}"))
     parts = [p for p in parts if len(p.images)]
     return FrameSet(
         np.concatenate([p.images for p in parts]),

@@ -166,7 +166,7 @@ def build_jobs(data_root: Path, model: str, every: int, threshold: float, iou_th
     return jobs, meta
 
 
-def evaluate(model: str, data_root: Path, every: int = 1, threshold: float = 0.35, iou_thr: float = 0.5,
+def evaluate(model: str, data_root: Path, every: int = 1, threshold: float = 0.4, iou_thr: float = 0.5,
              max_frames: int = 0, workers: int = 1, sensors: tuple[str, ...] = ("visible", "ir"),
              include_seq18: bool = True) -> dict:
     jobs, meta = build_jobs(data_root, model, every, threshold, iou_thr, max_frames, sensors, include_seq18)
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--every", type=int, default=1, help="evaluate every N-th frame")
     ap.add_argument("--max-frames", type=int, default=0, help="per clip (0 = all)")
-    ap.add_argument("--threshold", type=float, default=0.35, help="operating score threshold for FP rates")
+    ap.add_argument("--threshold", type=float, default=0.4, help="operating score threshold for FP rates")
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=None, help="write the JSON report here")

@@ -44,112 +44,105 @@ def _pack_boxes(boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Sampler:
-    """Builds augmented batches on ``device`` from frames kept on that device."""
+    """Builds augmented batches on ``device`` from frames kept on that device (all vectorised in torch)."""
+
+    MAX_BOXES = 8
 
     def __init__(self, images: np.ndarray, boxes: list[np.ndarray], device: torch.device, crop: int,
                  gen: np.random.Generator) -> None:
         self.dev = device
         self.images = torch.from_numpy(images).to(device)  # (N, H, W, 3) uint8
-        self.flat, self.offs = _pack_boxes(boxes)
+        n, k = len(images), self.MAX_BOXES
+        pad = np.zeros((n, k, 5), np.float32)
+        count = np.zeros(n, np.int64)
+        for i, b in enumerate(boxes):
+            m = min(len(b), k)
+            pad[i, :m] = b[:m]
+            count[i] = m
+        self.boxes = torch.from_numpy(pad).to(device)
+        self.count = count
         self.crop = crop
         self.gen = gen
-        self.n = len(images)
-        self.with_boxes = np.flatnonzero(np.diff(self.offs) > 0)
+        self.n = n
+        self.with_boxes = np.flatnonzero(count > 0)
+        # class-balanced choice of the frame a centred crop is taken from (by the class of its first box),
+        # so that the rarer confusers (airplane, helicopter) are seen about as often as drones
+        first = pad[self.with_boxes, 0, 0].astype(np.int64)
+        freq = np.bincount(first, minlength=len(CLASSES)).astype(float)
+        w = 1.0 / np.maximum(freq[first], 1.0)
+        self.p_centred = w / w.sum()
         self.H, self.W = images.shape[1:3]
 
-    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray]]:
-        g, C, W, H = self.gen, self.crop, self.W, self.H
+    def batch(self, b: int):
+        g, C, W, H, dev = self.gen, self.crop, self.W, self.H, self.dev
         centred = g.random(b) < 0.6
-        idx = np.where(centred, g.choice(self.with_boxes, b), g.integers(0, self.n, b))
+        idx = np.where(centred, g.choice(self.with_boxes, b, p=self.p_centred), g.integers(0, self.n, b))
         scale = np.exp(g.uniform(np.log(0.6), np.log(1.6), b))
         flip = np.where(g.random(b) < 0.5, -1.0, 1.0)
         half = C / (2 * scale)
         cx = g.uniform(0, W, b)
         cy = g.uniform(0, H, b)
-        for k in np.flatnonzero(centred):
-            rows = self.flat[self.offs[idx[k]]:self.offs[idx[k] + 1]]
-            r = rows[g.integers(0, len(rows))]
-            cx[k] = 0.5 * (r[1] + r[3]) + g.uniform(-0.8, 0.8) * half[k]
-            cy[k] = 0.5 * (r[2] + r[4]) + g.uniform(-0.8, 0.8) * half[k]
+        j = np.floor(g.random(b) * np.maximum(self.count[idx], 1)).astype(np.int64)
+        sel = self.boxes[torch.from_numpy(idx).to(dev), torch.from_numpy(j).to(dev)].cpu().numpy()
+        cx = np.where(centred, 0.5 * (sel[:, 1] + sel[:, 3]) + g.uniform(-0.8, 0.8, b) * half, cx)
+        cy = np.where(centred, 0.5 * (sel[:, 2] + sel[:, 4]) + g.uniform(-0.8, 0.8, b) * half, cy)
         theta = np.zeros((b, 2, 3), np.float32)
         theta[:, 0, 0] = C * flip / (scale * W)
         theta[:, 0, 2] = 2 * cx / W - 1
         theta[:, 1, 1] = C / (scale * H)
         theta[:, 1, 2] = 2 * cy / H - 1
-        src = self.images[torch.from_numpy(idx).to(self.dev)].permute(0, 3, 1, 2).float() / 255.0
-        grid = F.affine_grid(torch.from_numpy(theta).to(self.dev), (b, 3, C, C), align_corners=False)
+        idx_t = torch.from_numpy(idx).to(dev)
+        src = self.images[idx_t].permute(0, 3, 1, 2).float() / 255.0
+        grid = F.affine_grid(torch.from_numpy(theta).to(dev), (b, 3, C, C), align_corners=False)
         x = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         # photometric jitter
-        gray = torch.from_numpy(g.random(b) < 0.2).to(self.dev)
+        gray = torch.from_numpy(g.random(b) < 0.2).to(dev)
         xm = x.mean(1, keepdim=True).expand_as(x)
         x = torch.where(gray.view(b, 1, 1, 1), xm, x)
-        contrast = torch.from_numpy(g.uniform(0.6, 1.4, (b, 1, 1, 1)).astype(np.float32)).to(self.dev)
-        bright = torch.from_numpy(g.uniform(-0.15, 0.15, (b, 1, 1, 1)).astype(np.float32)).to(self.dev)
+        contrast = torch.from_numpy(g.uniform(0.6, 1.4, (b, 1, 1, 1)).astype(np.float32)).to(dev)
+        bright = torch.from_numpy(g.uniform(-0.15, 0.15, (b, 1, 1, 1)).astype(np.float32)).to(dev)
         mean = x.mean((1, 2, 3), keepdim=True)
         x = (x - mean) * contrast + mean + bright
-        noise = torch.from_numpy(g.uniform(0, 0.03, (b, 1, 1, 1)).astype(np.float32)).to(self.dev)
+        noise = torch.from_numpy(g.uniform(0, 0.03, (b, 1, 1, 1)).astype(np.float32)).to(dev)
         x = (x + noise * torch.randn_like(x)).clamp(0, 1)
         # boxes into crop pixels: Xo = (X - cx) * s * f + C/2
-        out_boxes = []
-        for k in range(b):
-            rows = self.flat[self.offs[idx[k]]:self.offs[idx[k] + 1]]
-            if not len(rows):
-                out_boxes.append(np.zeros((0, 5), np.float32))
-                continue
-            xa = (rows[:, 1] - cx[k]) * scale[k] * flip[k] + C / 2
-            xb = (rows[:, 3] - cx[k]) * scale[k] * flip[k] + C / 2
-            ya = (rows[:, 2] - cy[k]) * scale[k] + C / 2
-            yb = (rows[:, 4] - cy[k]) * scale[k] + C / 2
-            x0, x1 = np.minimum(xa, xb), np.maximum(xa, xb)
-            area = (x1 - x0) * (yb - ya)
-            x0c, x1c = np.clip(x0, 0, C), np.clip(x1, 0, C)
-            y0c, y1c = np.clip(ya, 0, C), np.clip(yb, 0, C)
-            vis = (x1c - x0c) * (y1c - y0c) / np.maximum(area, 1e-6)
-            keep = (vis > 0.5) & (x1c - x0c >= 2) & (y1c - y0c >= 2)
-            out_boxes.append(np.stack([rows[:, 0], x0c, y0c, x1c, y1c], 1)[keep].astype(np.float32))
-        hm, reg, ind, mask = self.targets(out_boxes, b)
-        return x, (hm, reg, ind, mask), out_boxes
+        bx = self.boxes[idx_t]  # (b, K, 5)
+        valid = torch.arange(self.MAX_BOXES, device=dev)[None] < torch.from_numpy(self.count[idx]).to(dev)[:, None]
+        t = lambda a: torch.from_numpy(np.asarray(a, np.float32)).to(dev)[:, None]  # noqa: E731
+        s_, f_, cx_, cy_ = t(scale), t(flip), t(cx), t(cy)
+        xa = (bx[..., 1] - cx_) * s_ * f_ + C / 2
+        xb = (bx[..., 3] - cx_) * s_ * f_ + C / 2
+        ya = (bx[..., 2] - cy_) * s_ + C / 2
+        yb = (bx[..., 4] - cy_) * s_ + C / 2
+        x0, x1 = torch.minimum(xa, xb), torch.maximum(xa, xb)
+        area = (x1 - x0) * (yb - ya)
+        x0c, x1c, y0c, y1c = x0.clamp(0, C), x1.clamp(0, C), ya.clamp(0, C), yb.clamp(0, C)
+        vis = (x1c - x0c) * (y1c - y0c) / area.clamp(min=1e-6)
+        valid = valid & (vis > 0.5) & (x1c - x0c >= 2) & (y1c - y0c >= 2)
+        boxes = torch.stack([bx[..., 0], x0c, y0c, x1c, y1c], -1)
+        return x, self.targets(boxes, valid)
 
-    def targets(self, boxes: list[np.ndarray], b: int):
+    def targets(self, boxes: torch.Tensor, valid: torch.Tensor):
+        """Heatmap (B,C,S,S), reg targets (B,K,4) [dx, dy, log w, log h] in stride units, ind (B,K), mask."""
         nc, S = len(CLASSES), self.crop // STRIDE
-        rows = [(k, *r) for k, bx in enumerate(boxes) for r in bx]
-        hm = torch.zeros(b * nc, S * S, device=self.dev)
-        max_obj = 16
-        reg = torch.zeros(b, max_obj, 4, device=self.dev)
-        ind = torch.zeros(b, max_obj, dtype=torch.long, device=self.dev)
-        mask = torch.zeros(b, max_obj, device=self.dev)
-        if not rows:
-            return hm.view(b, nc, S, S), reg, ind, mask
-        r = np.array(rows, np.float32)
-        k, c = r[:, 0].astype(int), r[:, 1].astype(int)
-        cxs = 0.5 * (r[:, 2] + r[:, 4]) / STRIDE
-        cys = 0.5 * (r[:, 3] + r[:, 5]) / STRIDE
-        ws = (r[:, 4] - r[:, 2]) / STRIDE
-        hs = (r[:, 5] - r[:, 3]) / STRIDE
-        ix = np.clip(np.floor(cxs), 0, S - 1).astype(int)
-        iy = np.clip(np.floor(cys), 0, S - 1).astype(int)
-        sx = np.maximum(ws / 6.0, 0.6)
-        sy = np.maximum(hs / 6.0, 0.6)
+        b, k = valid.shape
+        cxs = 0.5 * (boxes[..., 1] + boxes[..., 3]) / STRIDE
+        cys = 0.5 * (boxes[..., 2] + boxes[..., 4]) / STRIDE
+        ws = (boxes[..., 3] - boxes[..., 1]) / STRIDE
+        hs = (boxes[..., 4] - boxes[..., 2]) / STRIDE
+        ix = cxs.floor().clamp(0, S - 1)
+        iy = cys.floor().clamp(0, S - 1)
+        sx = (ws / 6.0).clamp(min=0.6)
+        sy = (hs / 6.0).clamp(min=0.6)
         grid = torch.arange(S, device=self.dev, dtype=torch.float32)
-        gx = torch.exp(-0.5 * ((grid[None, :] - torch.tensor(ix, device=self.dev)[:, None]) /
-                               torch.tensor(sx, device=self.dev)[:, None]) ** 2)
-        gy = torch.exp(-0.5 * ((grid[None, :] - torch.tensor(iy, device=self.dev)[:, None]) /
-                               torch.tensor(sy, device=self.dev)[:, None]) ** 2)
-        gauss = (gy[:, :, None] * gx[:, None, :]).reshape(len(r), S * S)
-        hm.index_reduce_(0, torch.tensor(k * nc + c, device=self.dev), gauss, "amax", include_self=True)
-        slot = np.zeros(len(r), int)
-        seen: dict[int, int] = {}
-        for j, kk in enumerate(k):
-            slot[j] = seen.get(kk, 0)
-            seen[kk] = slot[j] + 1
-        ok = slot < max_obj
-        k, slot = k[ok], slot[ok]
-        vals = np.stack([cxs - ix - 0.5, cys - iy - 0.5, np.log(np.maximum(ws, 0.25)), np.log(np.maximum(hs, 0.25))], 1)[ok]
-        kt, st = torch.tensor(k, device=self.dev), torch.tensor(slot, device=self.dev)
-        reg[kt, st] = torch.tensor(vals, dtype=torch.float32, device=self.dev)
-        ind[kt, st] = torch.tensor((iy * S + ix)[ok], device=self.dev)
-        mask[kt, st] = 1.0
-        return hm.view(b, nc, S, S), reg, ind, mask
+        gx = torch.exp(-0.5 * ((grid - ix[..., None]) / sx[..., None]) ** 2)  # (b,k,S)
+        gy = torch.exp(-0.5 * ((grid - iy[..., None]) / sy[..., None]) ** 2)
+        gauss = gy[..., :, None] * gx[..., None, :] * valid[..., None, None]  # (b,k,S,S)
+        onehot = F.one_hot(boxes[..., 0].long().clamp(0, nc - 1), nc).float()  # (b,k,C)
+        hm = (onehot[..., None, None] * gauss[:, :, None]).amax(1)  # (b,C,S,S)
+        reg = torch.stack([cxs - ix - 0.5, cys - iy - 0.5, ws.clamp(min=0.25).log(), hs.clamp(min=0.25).log()], -1)
+        ind = (iy * S + ix).long()
+        return hm, reg, ind, valid.float()
 
 
 def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -164,11 +157,22 @@ def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def reg_loss(reg_pred: torch.Tensor, reg_t: torch.Tensor, ind: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 on offset (weight 1) and log size (0.5) plus an IoU loss on the decoded box, at centre cells."""
     b, c = reg_pred.shape[:2]
-    flat = reg_pred.float().view(b, c, -1).permute(0, 2, 1)  # (B, HW, 4)
+    flat = reg_pred.float().reshape(b, c, -1).permute(0, 2, 1)  # (B, HW, 4)
     got = torch.gather(flat, 1, ind[..., None].expand(-1, -1, c))
-    l1 = (got - reg_t).abs() * mask[..., None]
-    return l1.sum() / mask.sum().clamp(min=1.0) / c
+    w = torch.tensor([1.0, 1.0, 0.5, 0.5], device=got.device)
+    n = mask.sum().clamp(min=1.0)
+    l1 = ((got - reg_t).abs() * w * mask[..., None]).sum() / n
+    pw, ph = got[..., 2].clamp(-4, 6).exp(), got[..., 3].clamp(-4, 6).exp()
+    tw, th = reg_t[..., 2].exp(), reg_t[..., 3].exp()
+    ix = (torch.minimum(got[..., 0] + pw / 2, reg_t[..., 0] + tw / 2)
+          - torch.maximum(got[..., 0] - pw / 2, reg_t[..., 0] - tw / 2)).clamp(min=0)
+    iy = (torch.minimum(got[..., 1] + ph / 2, reg_t[..., 1] + th / 2)
+          - torch.maximum(got[..., 1] - ph / 2, reg_t[..., 1] - th / 2)).clamp(min=0)
+    inter = ix * iy
+    iou = inter / (pw * ph + tw * th - inter).clamp(min=1e-6)
+    return l1 + ((1 - iou) * mask).sum() / n
 
 
 def export_onnx(net: TinyCenterNet, path: Path, meta: dict) -> None:
@@ -205,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--every", type=int, default=10, help="use every N-th frame of the training videos")
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--synthetic", default=None, help="folder of rendered jpg + YOLO txt (sitl.render.dataset)")
+    ap.add_argument("--synthetic", nargs="*", default=None,
+                    help="folder(s) of rendered jpg + YOLO txt (python -m sitl.render.dataset --out DIR ...)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="models/detector.onnx")
     ap.add_argument("--int8", action="store_true", help="also write an int8 (dynamic) quantized variant")
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device(args.device)
     t0 = time.perf_counter()
     fs = load_training_set(Path(args.data), every=args.every,
-                           synthetic_dir=Path(args.synthetic) if args.synthetic else None)
+                           synthetic_dirs=[Path(p) for p in args.synthetic or []])
     n_obj = np.bincount(np.concatenate([b[:, 0].astype(int) for b in fs.boxes]), minlength=len(CLASSES))
     print(f"training frames {len(fs.images)} ({dict(zip(CLASSES, n_obj.tolist()))} boxes), "
           f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -234,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         warm = min(1.0, (step + 1) / 300)
         for gparam in opt.param_groups:
             gparam["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
-        x, (hm, reg, ind, mask), _ = sampler.batch(args.batch)
+        x, (hm, reg, ind, mask) = sampler.batch(args.batch)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, rp = net(x)
         lh = focal_loss(logits, hm)

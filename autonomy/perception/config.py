@@ -26,7 +26,7 @@ class DetectorConfig:
     model_path: str = str(DEFAULT_MODEL_PATH)
     provider: str = "cpu"
     intra_op_threads_n: int = 1
-    score_threshold: float = 0.35
+    score_threshold: float = 0.4
     nms_iou: float = 0.5
     max_detections_n: int = 100
     classes: tuple[str, ...] | None = None

@@ -112,11 +112,14 @@ class Detector:
             self._infer(np.zeros((1, 3, h, w), np.float32))
 
     # ------------------------------------------------------------------ internals
-    @staticmethod
-    def _num_classes_from_shapes(outs) -> int:
+    def _num_classes_from_shapes(self, outs) -> int:
         shp = outs[0].shape
-        if len(shp) == 3 and isinstance(shp[1], int) and isinstance(shp[2], int):
-            return shp[2] - 5 if shp[2] < shp[1] else shp[1] - 4
+        if self.layout == "yolov5" and len(shp) == 3 and isinstance(shp[2], int):
+            return max(shp[2] - 5, 1)
+        if self.layout == "yolov8" and len(shp) == 3 and isinstance(shp[1], int):
+            return max(shp[1] - 4, 1)
+        if self.layout == "centernet" and len(shp) == 4 and isinstance(shp[1], int):
+            return shp[1]
         return 1
 
     @staticmethod
@@ -167,6 +170,9 @@ class Detector:
             xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
             ok = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
             xyxy, sc, cid = xyxy[ok], sc[ok], cid[ok]
+            if len(sc) > 10 * cfg.max_detections_n:  # bound the O(K^2) NMS
+                top = np.argsort(-sc)[: 10 * cfg.max_detections_n]
+                xyxy, sc, cid = xyxy[top], sc[top], cid[top]
             keep = dec.nms(xyxy, sc, cid, cfg.nms_iou, cfg.max_detections_n)
             xyxy, sc, cid = xyxy[keep], sc[keep], cid[keep]
         return Detections(float(t_capture_s), np.asarray(xyxy, np.float64).reshape(-1, 4),
@@ -244,7 +250,7 @@ class Detector:
 def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     if length <= tile:
         return [0]
-    step = max(tile - overlap, 1)
+    step = max(tile - min(overlap, tile // 2), 1)
     starts = list(range(0, length - tile, step))
     starts.append(length - tile)
     return sorted(set(starts))
