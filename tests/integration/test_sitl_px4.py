@@ -295,6 +295,15 @@ def test_nav_takeoff_amsl_then_loiter(h):
     h.step(10.0)
     assert abs(h.ap.alt_rel_m - 7.0) < 0.5
     assert h.ap.nav_state == "AUTO.LOITER"
+    # armed, no set-point stream: OFFBOARD is refused (twice, like every DO_SET_MODE ack)
+    assert [a.result for a in h.set_mode("OFFBOARD")] == [D.MAV_RESULT_TEMPORARILY_REJECTED] * 2
+    h.stream(mask=VEL_ONLY)
+    h.step(0.5)
+    assert [a.result for a in h.set_mode("OFFBOARD")] == [0, 0]
+    h.stop_stream()
+    h.step(1.3)
+    assert h.ap.nav_state == "AUTO.RTL"  # offboard loss
+    assert [a.result for a in h.set_mode("AUTO.LOITER")] == [0, 0]
     # disarm in the air is denied unless forced
     assert h.command(D.MAV_CMD_COMPONENT_ARM_DISARM, 0)[0].result == D.MAV_RESULT_TEMPORARILY_REJECTED
     assert h.command(D.MAV_CMD_NAV_RETURN_TO_LAUNCH)[0].result == 0
