@@ -101,24 +101,52 @@ def matmul3(a, b):
 def pixel_to_bearing_cam(u, v, intr, out):
     """Unit bearing in the camera optical frame (x right, y down, z forward) of pixel (u, v).
 
-    Undistortion by the same 8 fixed-point iterations as :func:`autonomy.camera.model._undistort_normalized`.
-    """
+    Undistortion by the same damped Newton iteration as
+    :func:`autonomy.camera.model._undistort_normalized`; a pixel beyond the fold of the lens model (no
+    inverse) gets a NaN bearing and False is returned."""
     xd = (u - intr[2]) / intr[0]
     yd = (v - intr[3]) / intr[1]
     k1, k2, p1, p2, k3 = intr[4], intr[5], intr[6], intr[7], intr[8]
     x, y = xd, yd
     if k1 != 0.0 or k2 != 0.0 or p1 != 0.0 or p2 != 0.0 or k3 != 0.0:
-        for _ in range(8):
+        for _ in range(20):
             r2 = x * x + y * y
             radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
+            d_radial = k1 + 2 * k2 * r2 + 3 * k3 * r2 * r2
             ex = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x) - xd
             ey = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y - yd
-            x -= ex
-            y -= ey
+            j00 = radial + 2 * x * x * d_radial + 2 * p1 * y + 6 * p2 * x
+            j01 = 2 * x * y * d_radial + 2 * p1 * x + 2 * p2 * y
+            j11 = radial + 2 * y * y * d_radial + 6 * p1 * y + 2 * p2 * x
+            det = j00 * j11 - j01 * j01
+            if abs(det) < 1e-12:
+                det = 1e-12
+            dx = (j11 * ex - j01 * ey) / det
+            dy = (-j01 * ex + j00 * ey) / det
+            n = math.sqrt(dx * dx + dy * dy)
+            limit = 0.5 * (1.0 + math.sqrt(x * x + y * y))
+            if n > limit:
+                dx *= limit / n
+                dy *= limit / n
+            x -= dx
+            y -= dy
+        r2 = x * x + y * y
+        radial = 1 + k1 * r2 + k2 * r2 * r2 + k3 * r2 * r2 * r2
+        d_radial = k1 + 2 * k2 * r2 + 3 * k3 * r2 * r2
+        ex = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x) - xd
+        ey = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y - yd
+        j00 = radial + 2 * x * x * d_radial + 2 * p1 * y + 6 * p2 * x
+        j11 = radial + 2 * y * y * d_radial + 6 * p1 * y + 2 * p2 * x
+        if not (math.sqrt(ex * ex + ey * ey) < 1e-9 and j00 > 0 and j11 > 0):
+            out[0] = np.nan
+            out[1] = np.nan
+            out[2] = np.nan
+            return False
     n = math.sqrt(x * x + y * y + 1.0)
     out[0] = x / n
     out[1] = y / n
     out[2] = 1.0 / n
+    return True
 
 
 @njit(cache=True)
@@ -145,7 +173,8 @@ def detections_to_measurements(xyxy, intr, r_ned_cam, sigma_px, sigma_frac, los_
     """Boxes (M, 4) px -> centre LOS in NED (M, 3), ln(angular size) (M,), centre 1-sigma (M,) rad.
 
     Angular size = angle between the bearings of the two box corners (the box diagonal), so lens
-    distortion is accounted for. Returns 0, or -1 for a non-finite box, -2 for an inverted/empty box.
+    distortion is accounted for. A box reaching beyond the lens model's fold gets NaN outputs (the
+    tracker ignores it). Returns 0, or -1 for a non-finite box, -2 for an inverted/empty box.
     """
     b = np.empty(3)
     b2 = np.empty(3)
@@ -165,7 +194,7 @@ def detections_to_measurements(xyxy, intr, r_ned_cam, sigma_px, sigma_frac, los_
         cy = b[2] * b2[0] - b[0] * b2[2]
         cz = b[0] * b2[1] - b[1] * b2[0]
         ang = math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), b[0] * b2[0] + b[1] * b2[1] + b[2] * b2[2])
-        logsize_out[j] = math.log(max(ang, 1e-9))
+        logsize_out[j] = math.log(max(ang, 1e-9)) if math.isfinite(ang) else np.nan
         diag_px = math.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2)
         sig_ang_out[j] = (sigma_px + sigma_frac * diag_px) / f_mean
     return 0
@@ -791,7 +820,7 @@ def step(
     keep = np.empty(m_all, dtype=np.int64)
     m = 0
     for j in range(m_all):
-        if det_score[j] >= cfg[C_MIN_SCORE]:
+        if det_score[j] >= cfg[C_MIN_SCORE] and math.isfinite(logsize[j]) and math.isfinite(los[j, 0]):
             keep[m] = j
             m += 1
     # 2. predict every live track to t_s

@@ -165,3 +165,21 @@ def test_covariance_stays_symmetric_positive_definite(seed, order):
         K.recentre(x[0], p[0], basis, order)
         assert np.array_equal(p[0], p[0].T)
         assert np.linalg.eigvalsh(p[0]).min() > 0
+
+
+def test_box_beyond_the_lens_fold_is_ignored_not_fatal():
+    """Strong barrel distortion: a corner pixel has no inverse; that detection is dropped, others kept."""
+    from autonomy.tracking import Tracker, TrackerConfig
+    from autonomy.types import Detections
+
+    cam = R.camera_for_tests((-0.6, 0.0, 0.0, 0.0, 0.0))
+    ci = cam.intrinsics
+    intr = np.array([ci.fx_px, ci.fy_px, ci.cx_px, ci.cy_px, *ci.dist_coeffs], dtype=float)
+    b = np.empty(3)
+    assert not K.pixel_to_bearing_cam(0.0, 0.0, intr, b) and np.all(np.isnan(b))
+    assert np.all(np.isnan(cam.pixels_to_los_ned(np.array([[0.0, 0.0]]), np.array([1.0, 0, 0, 0]))))
+    tr = Tracker(TrackerConfig(confirm_hits=1), cam)
+    boxes = np.array([[0.0, 0.0, 10.0, 10.0], [600.0, 300.0, 620.0, 315.0]])
+    tl = tr.step(Detections(0.0, boxes, np.array([0.9, 0.9]), np.zeros(2, dtype=np.int64)),
+                 np.array([1.0, 0, 0, 0]), 0.0)
+    assert len(tl) == 1 and tr.associations() == {1: 1}
