@@ -156,6 +156,14 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:  #
     engaged = False
     camera_lost_said = False
     last_state = None
+    if cfg.service.auto_arm:
+        # simulation / test ranges: OFFBOARD + armed on the ground before the cue; a zero-velocity hold is
+        # streamed until the engagement commands something (never on a real vehicle: auto_arm = false)
+        bridge.engage(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)), timeout_s=5.0)
+        if not bridge.armed:
+            bridge.arm(wait_s=3.0)
+        engaged = True
+        _say(f"auto_arm: {bridge.mode}, armed={bridge.armed}")
     try:
         while not stop():
             if t_end is not None and clock.now_s() >= t_end:
@@ -171,17 +179,13 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:  #
                 res = pipe.tick()
             if res.state is not last_state:
                 last_state = res.state
-                _say(f"t={clock.now_s():7.2f} s state {res.state.value}")
-            # simulation / test ranges: arm and take control on the first cue
-            if cfg.service.auto_arm and not engaged and res.state is not State.IDLE and res.state not in FINAL_STATES:
-                engaged = True
-                hold = Setpoint(t_s=clock.now_s(), vel_ned_mps=np.array([0.0, 0.0, -2.0]))
-                bridge.engage(hold, timeout_s=5.0)
-                if not bridge.armed:
-                    bridge.arm(wait_s=3.0)
-                _say(f"auto_arm: {bridge.mode}, armed={bridge.armed}")
-            elif not cfg.service.auto_arm and not engaged and res.state is not State.IDLE and \
-                    res.state not in FINAL_STATES and bridge.armed and bridge.control is Control.IDLE:
+                why = ",".join(r.value for r in res.output.reasons)
+                _say(f"t={clock.now_s():7.2f} s state {res.state.value} ({why})")
+            if cfg.service.auto_arm and res.state is State.IDLE and res.setpoint is None:
+                bridge.set_setpoint(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)))
+            elif not engaged and res.state is not State.IDLE and res.state not in FINAL_STATES and \
+                    bridge.armed and bridge.control is Control.IDLE and res.setpoint is not None:
+                # a person armed and launched the vehicle; we take control once there is a cue
                 engaged = True
                 bridge.engage(res.setpoint, timeout_s=5.0)
                 _say(f"engaged: {bridge.mode}")
