@@ -22,19 +22,34 @@ import math
 import multiprocessing as mp
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numba
 import numpy as np
 
 from autonomy.camera.model import Camera
-from autonomy.engagement import EngagementConfig, EngagementInput, EngagementMachine, GeofenceConfig, State, Zone
+from autonomy.engagement import (
+    EngagementConfig,
+    EngagementInput,
+    EngagementMachine,
+    GeofenceConfig,
+    State,
+    Zone,
+)
 from autonomy.engagement.gates import inside_geofence, zone_containing
 from autonomy.geometry import GRAVITY_MPS2
-from autonomy.types import Autopilot, OperatorCommand, OperatorCommandKind, TargetCue, TargetTrack, TrackStatus, VehicleState
+from autonomy.types import (
+    Autopilot,
+    OperatorCommand,
+    OperatorCommandKind,
+    TargetCue,
+    TargetTrack,
+    TrackStatus,
+    VehicleState,
+)
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
-from sitl.targets import Target, TargetSpec
+from sitl.targets import Target
 from sitl.vehicle import ControlGains, MultirotorParams, MultirotorState, wind_step
 
 
@@ -423,7 +438,7 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     perc = make_perception(rc.perception, cam, sc.perception, rng)
     objs = [Target(sc.target)] + [Target(c) for c in sc.clutter]
     dt = 1.0 / rc.physics_hz
-    sub = int(round(rc.physics_hz / rc.camera_hz))
+    sub = round(rc.physics_hz / rc.camera_hz)
     gust = np.zeros(3)
     wind_mean = np.asarray(sc.wind.mean_ned_mps, dtype=np.float64)
     cue_id = 1000 + sc.seed % 1000

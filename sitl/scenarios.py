@@ -65,7 +65,7 @@ class Scenario:
     perception: PerceptionParams = field(default_factory=PerceptionParams)
     cue: CueParams = field(default_factory=CueParams)
     operator_delay_s: float = 1.0
-    t_max_s: float = 100.0
+    t_max_s: float = 75.0
     law: str | None = None               # override of the engagement law (pure-pursuit comparison)
     fence_polygon_ne_m: tuple[tuple[float, float], ...] = (
         (-8000.0, -8000.0), (8000.0, -8000.0), (8000.0, 8000.0), (-8000.0, 8000.0))
@@ -211,4 +211,4 @@ def make_scenario(family: str, seed: int) -> Scenario:
         tgt = replace(b, kind="bird", class_name="bird", size_m=0.5, wander_std_mps2=1.0)
         clutter = _birds(rng, tgt, 2)
     return Scenario(family, seed, tgt, clutter, wind, perc, operator_delay_s=rng.uniform(0.5, 2.0),
-                    no_engage_zones=_zone_behind(rng, tgt))
+                    no_engage_zones=_zone_behind(rng, tgt), t_max_s=45.0 if family == "bird_cue" else 75.0)

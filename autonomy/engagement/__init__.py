@@ -5,8 +5,18 @@ See :mod:`autonomy.engagement.machine` (states, reasons, decision log) and :mod:
 """
 
 from autonomy.engagement.config import (  # noqa: F401
-    EngagementConfig, EngagementError, GeofenceConfig, Zone, engagement_config_from_dict, load_engagement_toml,
+    EngagementConfig,
+    EngagementError,
+    GeofenceConfig,
+    Zone,
+    engagement_config_from_dict,
+    load_engagement_toml,
 )
 from autonomy.engagement.machine import (  # noqa: F401
-    DecisionRecord, EngagementInput, EngagementMachine, EngagementOutput, Reason, State,
+    DecisionRecord,
+    EngagementInput,
+    EngagementMachine,
+    EngagementOutput,
+    Reason,
+    State,
 )

@@ -78,7 +78,7 @@ class GeofenceConfig:
 @dataclass(frozen=True)
 class EngagementConfig:
     law: str = "true_pn"
-    nav_gain: float = 5.0
+    nav_gain: float = 4.0
     max_speed_mps: float = 70.0
     max_accel_mps2: float = 30.0
     drag_per_m: float = 0.0045              # airframe quadratic drag, used to keep the camera pointing

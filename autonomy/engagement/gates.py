@@ -49,9 +49,7 @@ def inside_geofence(pos_ned_m: np.ndarray, fence: GeofenceConfig) -> bool:
     alt = -float(pos_ned_m[2])
     if not fence.min_altitude_m <= alt <= fence.max_altitude_m:
         return False
-    if fence.polygon_ne_m and not point_in_polygon(float(pos_ned_m[0]), float(pos_ned_m[1]), fence.polygon_ne_m):
-        return False
-    return True
+    return not fence.polygon_ne_m or point_in_polygon(float(pos_ned_m[0]), float(pos_ned_m[1]), fence.polygon_ne_m)
 
 
 def stopping_point(pos_ned_m: np.ndarray, vel_ned_mps: np.ndarray, brake_accel_mps2: float) -> np.ndarray:

@@ -6,11 +6,16 @@
                                        \\________(authorized)________/      \\-> MISS -> REATTACK -> TERMINAL
     any active state -> ABORT -> HOLD -> RTL           (ABORT always wins; RETURN -> RTL)
 
-Inputs arrive as the shared value types (``autonomy.types``): the ground cue (:class:`TargetCue`, decoded by
-the MAVLink bridge from FOLLOW_TARGET / ADSB_VEHICLE, see ``autonomy/mavlink/``), camera tracks
-(:class:`TargetTrack`), and operator commands (:class:`OperatorCommand`, decoded from COMMAND_LONG
-MAV_CMD_USER_1 addressed to our component and ACKed by the bridge; ``signed`` says whether the frame was
-signed). Each :meth:`EngagementMachine.step` returns an :class:`EngagementOutput`: a set-point (or a brake /
+Inputs arrive as the shared value types (``autonomy.types``); the MAVLink mapping lives in the bridge,
+``autonomy/mavlink/ground.py`` (its module docstring is the reference for units and frames):
+
+- ground cue :class:`TargetCue` <- FOLLOW_TARGET (144; ``custom_state`` = ground track id, position_cov ->
+  ``pos_std_m``) or ADSB_VEHICLE (246; ICAO address = track id), converted to our local NED;
+- operator command :class:`OperatorCommand` <- COMMAND_LONG / COMMAND_INT MAV_CMD_USER_1 (31010) addressed to
+  our sysid/compid: param1 kind (1 AUTHORIZE, 2 DENY, 3 ABORT, 4 RETURN), param2 track id, param3 validity
+  (s); the bridge ACKs it (COMMAND_ACK) and marks ``signed``; this machine refuses unsigned ones when
+  ``require_signed_commands`` is set (the bridge also DENIES them when signing is configured);
+- camera tracks :class:`TargetTrack` from the tracker (or the campaign's truth perception). Each :meth:`EngagementMachine.step` returns an :class:`EngagementOutput`: a set-point (or a brake /
 RTL request), the state, and the reasons of the transitions taken in that step. Every transition, and every
 refused command, is appended to :attr:`EngagementMachine.decisions` as a :class:`DecisionRecord`.
 
@@ -36,7 +41,14 @@ from autonomy.engagement.config import EngagementConfig
 from autonomy.guidance import laws
 from autonomy.guidance.setpoint import brake_setpoint, to_setpoint
 from autonomy.types import (
-    Autopilot, OperatorCommand, OperatorCommandKind, Setpoint, TargetCue, TargetTrack, TrackStatus, VehicleState,
+    Autopilot,
+    OperatorCommand,
+    OperatorCommandKind,
+    Setpoint,
+    TargetCue,
+    TargetTrack,
+    TrackStatus,
+    VehicleState,
 )
 
 
@@ -419,7 +431,7 @@ class EngagementMachine:
                 elif refused is not None and self._blocked_note is not refused:
                     self._note(t, refused, "confuser track ignored")
                     self._blocked_note = refused
-        pip, t_go = self._pip(pos, t)
+        pip, _t_go = self._pip(pos, t)
         blocked = self._engage_blocked(pos, pip)
         if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION):
             if self.authorized(t) and blocked is None:

@@ -88,7 +88,7 @@ def predicted_intercept_point(
     sol = solve_intercept(tp - own, tv, speed_mps)
     if sol is None:
         return tp + tv * max_lead_s, math.inf
-    t, rel = sol
+    t, _ = sol
     t = min(t, max_lead_s)
     return tp + tv * t, t
 

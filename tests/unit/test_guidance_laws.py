@@ -98,7 +98,7 @@ def test_intercept_solution_meets_the_target(p, v, s):
 
 
 def test_intercept_examples():
-    t, rel = laws.solve_intercept([1000.0, 0, 0], [0.0, 50.0, 0], 70.0)
+    t, _ = laws.solve_intercept([1000.0, 0, 0], [0.0, 50.0, 0], 70.0)
     assert t == pytest.approx(1000.0 / math.sqrt(70.0**2 - 50.0**2))
     assert laws.solve_intercept([1000.0, 0, 0], [80.0, 0, 0], 70.0) is None
     pip, tgo = laws.predicted_intercept_point(np.zeros(3), [1000.0, 0, 0], [80.0, 0, 0], 70.0, max_lead_s=10)
@@ -134,7 +134,7 @@ def test_fov_keep_bounds_the_nose_down_pitch(los, acc, vel):
     theta = math.atan2(float(f @ fwd), up)
     eps = math.asin(-los[2])
     lo, hi = tilt - eps - (vfov / 2 - margin), tilt - eps + (vfov / 2 - margin)
-    if lo <= hi and hi < math.radians(80) and lo > -math.radians(80):
+    if lo <= hi < math.radians(80) and lo > -math.radians(80):
         assert lo - 1e-6 <= theta <= hi + 1e-6
     d = out - acc
     assert np.allclose(d - (d @ fwd) * fwd, 0.0, atol=1e-9)  # only the forward part changed
