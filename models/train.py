@@ -1,17 +1,20 @@
 """Train TinyCenterNet on the real training split (+ optional synthetic renders) and export ONNX.
 
-Reproduce the shipped model (GPU, ~8 min on one H100):
-    python -m models.train --data ../shared/data --device cuda --steps 12000 --batch 96 --every 2 \
-        --out models/detector.onnx
-CPU (slower, smaller, same recipe):
+Reproduce the shipped model (one H100, ~7 min; see models/MODEL_CARD.md):
+    for s in $(seq 0 15); do python -m sitl.render.dataset --out /tmp/syn/s$s --n 160 --seed $((100+s)) & done; wait
+    python -m models.train --data ../shared/data --device cuda --steps 4373 --batch 384 --lr 4e-3 --every 2 \
+        --synthetic /tmp/syn/s* --out models/detector.onnx
+(the shipped run used ``--steps 60000 --minutes 6.0``: a wall-time-capped cosine schedule that stopped at step
+4373; ``--steps 4373`` gives the same schedule by step count.)
+CPU (slower, fewer frames, same recipe):
     python -m models.train --data ../shared/data --device cpu --steps 1500 --batch 16 --every 10 \
         --out models/detector.onnx
-Optional synthetic renders (``python -m sitl.render.dataset --out DIR --n N --seed S``): ``--synthetic DIR``.
 
 Training samples are 256x256 crops taken from whole 640x512 canvases with a random affine (scale
-0.6-1.6, translation, horizontal flip) via ``grid_sample``, 60 % centred near a labelled object, plus
-photometric jitter (brightness, contrast, grayscale, noise). Loss: CenterNet focal loss on the per-class
-heatmap + L1 on centre offset and log size at the object's centre cell.
+0.6-1.6, translation, horizontal flip) via ``grid_sample``, 60 % centred near a labelled object (frames
+chosen class-balanced by their first box, so confusers are seen as often as drones), plus photometric jitter
+(brightness, contrast, grayscale, noise). Loss: CenterNet focal loss on the per-class heatmap + L1 on centre
+offset and log size + an IoU loss on the decoded box, at the object's centre cell.
 """
 
 from __future__ import annotations
