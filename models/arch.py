@@ -14,8 +14,8 @@ which is the "interceptor-centernet" layout that ``autonomy.perception.decode`` 
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 STRIDE = 4
 

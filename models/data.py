@@ -33,7 +33,7 @@ def _to_canvas(img_bgr: np.ndarray) -> tuple[np.ndarray, float, float, float]:
     h, w = img_bgr.shape[:2]
     cw, ch = CANVAS_WH
     s = min(cw / w, ch / h)
-    nw, nh = int(round(w * s)), int(round(h * s))
+    nw, nh = round(w * s), round(h * s)
     if (nw, nh) != (w, h):
         img_bgr = cv2.resize(img_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
     px, py = (cw - nw) // 2, (ch - nh) // 2

@@ -112,7 +112,7 @@ def recall_at_fp_rate(scores: np.ndarray, tp: np.ndarray, n_gt: int, n_frames: i
 def summarise(results: list[dict], meta: dict[str, tuple[str, str, str]]) -> dict:
     groups: dict[str, list[dict]] = {}
     for r in results:
-        sensor, cls, dist = meta[r["clip"]]
+        sensor, _cls, dist = meta[r["clip"]]
         for key in (f"{sensor}/{dist}", f"{sensor}/ALL", "ALL/" + dist, "ALL/ALL"):
             groups.setdefault(key, []).append(r)
         if dist in ("CLOSE", "MEDIUM"):

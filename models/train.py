@@ -111,7 +111,7 @@ class Sampler:
         # boxes into crop pixels: Xo = (X - cx) * s * f + C/2
         bx = self.boxes[idx_t]  # (b, K, 5)
         valid = torch.arange(self.MAX_BOXES, device=dev)[None] < torch.from_numpy(self.count[idx]).to(dev)[:, None]
-        t = lambda a: torch.from_numpy(np.asarray(a, np.float32)).to(dev)[:, None]  # noqa: E731
+        t = lambda a: torch.from_numpy(np.asarray(a, np.float32)).to(dev)[:, None]
         s_, f_, cx_, cy_ = t(scale), t(flip), t(cx), t(cy)
         xa = (bx[..., 1] - cx_) * s_ * f_ + C / 2
         xb = (bx[..., 3] - cx_) * s_ * f_ + C / 2
@@ -128,7 +128,6 @@ class Sampler:
     def targets(self, boxes: torch.Tensor, valid: torch.Tensor):
         """Heatmap (B,C,S,S), reg targets (B,K,4) [dx, dy, log w, log h] in stride units, ind (B,K), mask."""
         nc, S = len(CLASSES), self.crop // STRIDE
-        b, k = valid.shape
         cxs = 0.5 * (boxes[..., 1] + boxes[..., 3]) / STRIDE
         cys = 0.5 * (boxes[..., 2] + boxes[..., 4]) / STRIDE
         ws = (boxes[..., 3] - boxes[..., 1]) / STRIDE

@@ -35,7 +35,7 @@ def annotate(frame: np.ndarray, d: Detections) -> np.ndarray:
     out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     for b, s, c in zip(d.xyxy_px, d.scores, d.class_ids):
         col = _COLOURS[int(c) % len(_COLOURS)]
-        x0, y0, x1, y1 = (int(round(v)) for v in b)
+        x0, y0, x1, y1 = (round(float(v)) for v in b)
         cv2.rectangle(out, (x0 - 2, y0 - 2), (x1 + 2, y1 + 2), col, 1)
         cv2.putText(out, f"{d.class_names[int(c)]} {s:.2f}", (x0, max(y0 - 5, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                     col, 1, cv2.LINE_AA)

@@ -48,7 +48,7 @@ class DetectorConfig:
             raise ModelError("score_threshold must be in [0, 1] and nms_iou in (0, 1]")
 
     @classmethod
-    def from_toml(cls, path: str | Path, table: str = "detector") -> "DetectorConfig":
+    def from_toml(cls, path: str | Path, table: str = "detector") -> DetectorConfig:
         """Read ``[detector]`` (or ``table``) from a TOML file; unknown keys are an error."""
         with open(path, "rb") as fh:
             data = tomllib.load(fh)

@@ -55,7 +55,7 @@ def letterbox(bgr: np.ndarray, size_wh: tuple[int, int], pad_value: int, rgb: bo
     s = min(tw / w, th / h)
     if not allow_upscale:
         s = min(s, 1.0)
-    nw, nh = int(round(w * s)), int(round(h * s))
+    nw, nh = round(w * s), round(h * s)
     img = bgr if (nw, nh) == (w, h) else cv2.resize(
         bgr, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     px, py = (tw - nw) // 2, (th - nh) // 2

@@ -188,3 +188,14 @@ def test_cli_writes_the_documented_json(tmp_path):
     assert all(isinstance(f["detections"], list) for f in doc["frames"])
     assert len(list((tmp_path / "ann").iterdir())) == 2
     assert main([str(d), "--model", str(tmp_path / "missing.onnx"), "--out", str(out)]) == 2
+
+
+def test_yolov8n_architecture_graph_decodes(tmp_path):
+    """The bench's full YOLOv8n-architecture graph (DFL head, (1, 84, N)) is recognised and decoded."""
+    from bench.yolov8n_onnx import build_yolov8n
+
+    path = write(tmp_path, build_yolov8n((64, 64)).SerializeToString())
+    det = Detector(DetectorConfig(model_path=path, score_threshold=0.0, max_detections_n=5))
+    assert det.layout == "yolov8" and len(det.class_names) == 80 and det.input_wh_px == (64, 64)
+    d = det.detect(np.zeros((48, 64, 3), np.uint8))
+    assert 0 < len(d) <= 5 and np.all(d.xyxy_px >= 0) and np.all(d.xyxy_px[:, 2] <= 64)
