@@ -262,8 +262,8 @@ def annotate(img: np.ndarray, r: StepResult, world: World, cam) -> np.ndarray:  
         cv2.putText(out, f"acc sp N{a[0]:+5.1f} E{a[1]:+5.1f} D{a[2]:+5.1f} m/s2", (8, 54),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
         # the commanded acceleration projected into the image, from the centre
-        los_uv, ok = cam.los_ned_to_pixels(np.asarray(world.ap.pos_ned_m * 0 + a, dtype=float)[None, :] /
-                                           max(np.linalg.norm(a), 1e-6), world.ap.state.q_body_to_ned)
+        los_uv, ok = cam.los_ned_to_pixels((np.asarray(a, dtype=float) / max(float(np.linalg.norm(a)), 1e-6))[None, :],
+                                           world.ap.state.q_body_to_ned)
         h, w = out.shape[:2]
         if bool(np.asarray(ok).reshape(-1)[0]):
             u, v = np.asarray(los_uv).reshape(-1, 2)[0]
