@@ -20,7 +20,8 @@ class DetectorConfig:
     (ours), 'yolov5' ((1, N, 5+C)) or 'yolov8' ((1, 4+C, N), also YOLOv11). ``input_wh_px`` overrides the
     network input size (None: the model's fixed size, or its nominal size for our dynamic-size model).
     ``classes`` keeps only these class names (None = all). ``pad_value`` of the letterbox border
-    (None: 0 for our model, 114 for YOLO exports as ultralytics does).
+    (None: 0 for our model, 114 for YOLO exports as ultralytics does). ``agnostic_nms``: suppress across
+    classes (a bird box that out-scores a drone box on the same object removes it), then filter classes.
     """
 
     model_path: str = str(DEFAULT_MODEL_PATH)
@@ -36,6 +37,7 @@ class DetectorConfig:
     pad_value: int | None = None
     warmup_runs_n: int = 1
     tile_overlap_px: int = 64
+    agnostic_nms: bool = False
 
     def __post_init__(self) -> None:
         if self.provider not in {"cpu", "cuda", "tensorrt", "auto"}:

@@ -107,6 +107,9 @@ class Detector:
             self.keep_ids: np.ndarray | None = np.array([self.class_names.index(c) for c in cfg.classes])
         else:
             self.keep_ids = None
+        # with class-agnostic NMS every class is decoded so that a confuser can out-score a drone at the same
+        # place; the class filter is applied after NMS
+        self._decode_ids = None if cfg.agnostic_nms else self.keep_ids
         for _ in range(cfg.warmup_runs_n):  # warm-up: allocations, kernel choice; also proves outputs decode
             w, h = self.input_wh_px
             self._infer(np.zeros((1, 3, h, w), np.float32))
@@ -150,9 +153,9 @@ class Detector:
         if self.layout == "centernet":
             if len(outs) < 2:
                 raise ModelError(f"centernet layout needs 2 outputs, model gives {len(outs)}")
-            return dec.decode_centernet(outs[0], outs[1], cfg.score_threshold, cfg.max_detections_n, self.keep_ids)
+            return dec.decode_centernet(outs[0], outs[1], cfg.score_threshold, cfg.max_detections_n, self._decode_ids)
         fn = dec.decode_yolov5 if self.layout == "yolov5" else dec.decode_yolov8
-        return fn(outs[0], cfg.score_threshold, cfg.max_detections_n, self.keep_ids)
+        return fn(outs[0], cfg.score_threshold, cfg.max_detections_n, self._decode_ids)
 
     def _run(self, bgr: np.ndarray, size_wh: tuple[int, int]):
         blob, lb = letterbox(bgr, size_wh, self.pad_value)
@@ -173,8 +176,12 @@ class Detector:
             if len(sc) > 10 * cfg.max_detections_n:  # bound the O(K^2) NMS
                 top = np.argsort(-sc)[: 10 * cfg.max_detections_n]
                 xyxy, sc, cid = xyxy[top], sc[top], cid[top]
-            keep = dec.nms(xyxy, sc, cid, cfg.nms_iou, cfg.max_detections_n)
+            nms_ids = np.zeros_like(cid) if cfg.agnostic_nms else cid
+            keep = dec.nms(xyxy, sc, nms_ids, cfg.nms_iou, cfg.max_detections_n)
             xyxy, sc, cid = xyxy[keep], sc[keep], cid[keep]
+            if self.keep_ids is not None:
+                ok = np.isin(cid, self.keep_ids)
+                xyxy, sc, cid = xyxy[ok], sc[ok], cid[ok]
         return Detections(float(t_capture_s), np.asarray(xyxy, np.float64).reshape(-1, 4),
                           np.asarray(sc, np.float64), np.asarray(cid, np.int64), self.class_names)
 

@@ -199,3 +199,16 @@ def test_yolov8n_architecture_graph_decodes(tmp_path):
     assert det.layout == "yolov8" and len(det.class_names) == 80 and det.input_wh_px == (64, 64)
     d = det.detect(np.zeros((48, 64, 3), np.uint8))
     assert 0 < len(d) <= 5 and np.all(d.xyxy_px >= 0) and np.all(d.xyxy_px[:, 2] <= 64)
+
+
+def test_agnostic_nms_lets_a_confuser_remove_a_drone_box(tmp_path):
+    out = np.zeros((1, 6, 12), np.float32)  # v8 layout, classes drone, bird
+    out[0, :, 0] = [32, 32, 10, 10, 0.5, 0.9]   # bird wins on this object
+    out[0, :, 1] = [32, 32, 10, 10, 0.6, 0.0]   # drone on the same object
+    out[0, :, 2] = [10, 10, 6, 6, 0.8, 0.0]     # a drone elsewhere
+    path = write(tmp_path, const_model(out, names="['drone', 'bird']"))
+    frame = np.zeros((64, 64, 3), np.uint8)
+    plain = Detector(DetectorConfig(model_path=path, classes=("drone",))).detect(frame)
+    agn = Detector(DetectorConfig(model_path=path, classes=("drone",), agnostic_nms=True)).detect(frame)
+    assert len(plain) == 2 and len(agn) == 1
+    np.testing.assert_allclose(agn.xyxy_px[0], [7, 7, 13, 13])
