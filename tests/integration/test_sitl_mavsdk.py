@@ -1,6 +1,6 @@
 """Optional: a real MAVSDK client (the native `mavsdk` >= 4 package) flies the simulated PX4 endpoint.
 
-Skips when mavsdk is not installed (it is not a project dependency: `pip install mavsdk` to run it).
+Skips when mavsdk is not installed; it is in the `test` extra, so `make test` installs and runs it.
 MAVSDK binds only 127.0.0.1 here (`udpin://127.0.0.1:PORT`); the simulator runs as `autonomy sitl serve`.
 """
 
