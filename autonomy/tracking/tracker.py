@@ -58,7 +58,7 @@ class TrackerConfig:
     max_tentative_misses: int = 2
     max_coast_s: float = 1.0
     min_score: float = 0.1              # detections below are ignored
-    init_score: float = 0.6             # detections at/above may start tracks (lower ones only update)
+    init_score: float = 0.7             # detections at/above may start tracks (lower ones only update)
     init_rate_std_radps: float = 0.3
     init_logsize_rate_std_ps: float = 0.5
     init_acc_std_radps2: float = 0.5
