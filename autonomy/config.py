@@ -82,7 +82,7 @@ class CompanionConfig:
     params_min: tuple[tuple[str, float], ...] = ()
     params_max: tuple[tuple[str, float], ...] = ()
 
-    def bridge_config(self):  # noqa: ANN201
+    def bridge_config(self):
         """The :class:`autonomy.mavlink.BridgeConfig` this file describes (loads the signing key)."""
         from autonomy.mavlink import BridgeConfig, LinkConfig, StreamerConfig
         from autonomy.mavlink.link import load_signing_key

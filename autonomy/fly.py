@@ -35,7 +35,7 @@ def _say(msg: str) -> None:
     print(f"autonomy fly: {msg}", flush=True)
 
 
-def check_model(cfg):  # noqa: ANN001, ANN201
+def check_model(cfg):
     """Detector loaded and warmed up (None when disabled) + tracker kernels ready. Returns (detector, tracker)."""
     from autonomy.tracking import Tracker
     from autonomy.types import Detections
@@ -52,7 +52,7 @@ def check_model(cfg):  # noqa: ANN001, ANN201
             det.detect(np.zeros((h, w, 3), np.uint8), 0.0)
         except (ModelError, FrameError) as exc:
             raise SelfCheckError(f"model: {exc}") from exc
-        except Exception as exc:  # noqa: BLE001 - any failure here is a bad model for the user
+        except Exception as exc:
             raise SelfCheckError(f"model: cannot run {cfg.detector.model_path}: {type(exc).__name__}: {exc}") from exc
     t1 = time.perf_counter()
     tracker = Tracker(cfg.tracker, cfg.camera.camera)
@@ -64,7 +64,7 @@ def check_model(cfg):  # noqa: ANN001, ANN201
     return det, tracker
 
 
-def check_camera(cfg, clock):  # noqa: ANN001, ANN201
+def check_camera(cfg, clock):
     from autonomy.camera.model import CameraError
     from autonomy.camera.sources import LiveCaptureSource
 
@@ -73,7 +73,7 @@ def check_camera(cfg, clock):  # noqa: ANN001, ANN201
         src = LiveCaptureSource(cs.source, clock, latency_s=cs.latency_s)
     except CameraError as exc:
         raise SelfCheckError(f"camera: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - OpenCV raises cv2.error on some backends
+    except Exception as exc:
         raise SelfCheckError(f"camera: cannot open {cs.source!r}: {type(exc).__name__}: {exc}") from exc
     fr = src.read(timeout_s=cs.first_frame_timeout_s)
     if fr is None:
@@ -89,7 +89,7 @@ def check_camera(cfg, clock):  # noqa: ANN001, ANN201
     return src
 
 
-def check_link(cfg, clock):  # noqa: ANN001, ANN201
+def check_link(cfg, clock):
     from autonomy.mavlink import Bridge, LinkError
 
     try:
@@ -111,7 +111,7 @@ def check_link(cfg, clock):  # noqa: ANN001, ANN201
     return bridge
 
 
-def check_params(cfg, bridge) -> None:  # noqa: ANN001
+def check_params(cfg, bridge) -> None:
     from autonomy.mavlink import MavlinkError
 
     bad = []
@@ -134,7 +134,7 @@ def check_params(cfg, bridge) -> None:  # noqa: ANN001
     _say(f"self-check params: {len(cfg.params_min) + len(cfg.params_max)} checks ok")
 
 
-def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:  # noqa: ANN001, C901
+def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     """The flight loop (see the module docstring). Returns a summary dict."""
     from autonomy.engagement import EngagementMachine, State
     from autonomy.engagement.machine import FINAL_STATES
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     source = bridge = None
     stopping = {"flag": False}
 
-    def _stop(*_a) -> None:  # noqa: ANN002
+    def _stop(*_a) -> None:
         stopping["flag"] = True
 
     signal.signal(signal.SIGTERM, _stop)

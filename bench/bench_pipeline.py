@@ -25,7 +25,7 @@ FPS = 30.0
 class _Vehicle:
     """VehicleLink with a constant hovering state and a cue that stays fresh (bench only)."""
 
-    def __init__(self, clock, target_ned) -> None:  # noqa: ANN001
+    def __init__(self, clock, target_ned) -> None:
         from autonomy.types import Autopilot, VehicleState
 
         self.clock = clock
@@ -36,12 +36,12 @@ class _Vehicle:
         self.setpoints = 0
 
     @property
-    def state(self):  # noqa: ANN201
+    def state(self):
         from dataclasses import replace
 
         return replace(self._state, t_s=self.clock.now_s())
 
-    def state_at(self, t_s: float):  # noqa: ANN201
+    def state_at(self, t_s: float):
         from dataclasses import replace
 
         return replace(self._state, t_s=t_s)
@@ -58,7 +58,7 @@ class _Vehicle:
     def poll_operator_commands(self) -> list:
         return []
 
-    def set_setpoint(self, sp) -> None:  # noqa: ANN001
+    def set_setpoint(self, sp) -> None:
         self.setpoints += 1
 
 

@@ -32,7 +32,7 @@ from autonomy.runtime.recorder import FlightRecorder
 from autonomy.runtime.timing import StageTimer
 from autonomy.types import Autopilot
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
-from sitl.world import LabelDetector, World, WorldConfig, sim_camera
+from sitl.world import LabelDetector, World, WorldConfig
 
 DEMO_FAMILY, DEMO_SEED = "quick", 0   # sitl.video_server.quick_scenario: a 2.5 m wing crossing 700 m out
 SITL_CONFIG = Path(__file__).resolve().parents[1] / "autonomy" / "runtime" / "configs" / "sitl.toml"
@@ -86,7 +86,7 @@ class RunResult:
         }
 
 
-def make_detector(opts: RunOptions, cfg):  # noqa: ANN001, ANN201
+def make_detector(opts: RunOptions, cfg):
     if opts.perception == "labels":
         return LabelDetector()
     if opts.perception == "none" or cfg.detector is None:
@@ -101,7 +101,7 @@ def make_detector(opts: RunOptions, cfg):  # noqa: ANN001, ANN201
     return Detector(dc)
 
 
-def scenario_engagement(cfg, sc: Scenario):  # noqa: ANN001, ANN201
+def scenario_engagement(cfg, sc: Scenario):
     """The config's engagement settings with the scenario's geofence and no-engage zones."""
     from dataclasses import replace as _r
 
@@ -135,7 +135,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
         pipe = Pipeline(cfg.pipeline, cam, world.bridge, machine, tracker, detector, world.clock,
                         recorder=recorder, timer=timer, on_status=world.bridge.send_statustext)
 
-        def track_los(tid: int):  # noqa: ANN202
+        def track_los(tid: int):
             for tr in (pipe.last.tracks if pipe.last else ()):
                 if tr.track_id == tid:
                     return np.asarray(tr.los_ned)
@@ -230,7 +230,7 @@ def _log_row(r: StepResult, world: World) -> dict:
 _STATE_COLORS = {"terminal": (0, 0, 255), "await_authorization": (0, 200, 255), "track": (0, 255, 255)}
 
 
-def annotate(img: np.ndarray, r: StepResult, world: World, cam) -> np.ndarray:  # noqa: ANN001
+def annotate(img: np.ndarray, r: StepResult, world: World, cam) -> np.ndarray:
     """Detections (thin white), tracks (green, id; engaged red), ROI windows (blue), state and setpoint."""
     import cv2
 
@@ -369,7 +369,7 @@ def print_summary(res: RunResult) -> None:
     if lat:
         print(f"  frame-capture-to-setpoint latency p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
               f"(this machine, lockstep)")
-    print(f"  decisions: " + "; ".join(f"{d[0]:.1f}s {d[1]}->{d[2]} ({d[3]})" for d in res.decisions))
+    print("  decisions: " + "; ".join(f"{d[0]:.1f}s {d[1]}->{d[2]} ({d[3]})" for d in res.decisions))
     print(f"  wall time {res.wall_s:.1f} s")
 
 
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
           flush=True)
     try:
         res = run_engagement(sc, opts, out, progress=True)
-    except Exception as exc:  # one clear line for a user; the traceback helps nobody here
+    except Exception as exc:  # noqa: BLE001 - one clear line for a user
         print(f"{prog}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     files = write_report(res, out)

@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from autonomy.geometry import geodetic_to_ned, ned_to_geodetic
+from autonomy.geometry import ned_to_geodetic
 from autonomy.mavlink.wire import dialect
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
 from sitl.targets import Target, TargetSpec
@@ -62,12 +62,12 @@ class _Mjpeg:
             self.cond.notify_all()
 
 
-def _handler(stream: _Mjpeg):  # noqa: ANN202
+def _handler(stream: _Mjpeg):
     class H(BaseHTTPRequestHandler):
-        def log_message(self, *a) -> None:  # noqa: ANN002
+        def log_message(self, *a) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if not self.path.startswith("/camera.mjpg"):
                 self.send_error(404)
                 return
@@ -79,7 +79,7 @@ def _handler(stream: _Mjpeg):  # noqa: ANN202
             try:
                 while not stream.stopped:
                     with stream.cond:
-                        stream.cond.wait_for(lambda: stream.seq != seen or stream.stopped, timeout=1.0)
+                        stream.cond.wait_for(lambda s=seen: stream.seq != s or stream.stopped, timeout=1.0)
                         if stream.stopped:
                             return
                         if stream.seq == seen or stream.jpeg is None:
@@ -153,7 +153,7 @@ class RealtimeWorld:
         self.frames = 0
 
     # -------------------------------------------------------------- MAVLink routing
-    def _send_comp(self, msg) -> None:  # noqa: ANN001
+    def _send_comp(self, msg) -> None:
         self.s_comp.sendto(msg.pack(self.gcs), self.comp_addr)
 
     def _pump(self) -> None:
@@ -177,7 +177,7 @@ class RealtimeWorld:
                 if m.get_type() == "STATUSTEXT":
                     self.texts.append(m.text)
 
-    def _on_ap(self, m) -> None:  # noqa: ANN001
+    def _on_ap(self, m) -> None:
         t = m.get_type()
         if t == "LOCAL_POSITION_NED":
             self.pos_ned_m = np.array([m.x, m.y, m.z])
@@ -208,8 +208,7 @@ class RealtimeWorld:
             rel = self.targets[0].pos_ned_m - self.pos_ned_m
             if self._prev_rel is not None:
                 d, _ = closest_approach_segment(self._prev_rel, rel)
-                if d < self.min_dist_m:
-                    self.min_dist_m = d
+                self.min_dist_m = min(self.min_dist_m, d)
                 if d < self.kill_radius_m and self.sc.engageable:
                     self.killed, self.t_kill_s = True, t_s - self._t_start
             self._prev_rel = rel
@@ -236,8 +235,8 @@ class RealtimeWorld:
             _, p, v = self._cues.pop(0)
             lat, lon, alt = ned_to_geodetic(p, *self.origin)
             var = c.pos_std_m ** 2
-            self._send_comp(self.gcs.follow_target_encode(int(t * 1000), 0, int(round(lat * 1e7)),
-                                                          int(round(lon * 1e7)), alt, [float(x) for x in v],
+            self._send_comp(self.gcs.follow_target_encode(int(t * 1000), 0, round(lat * 1e7),
+                                                          round(lon * 1e7), alt, [float(x) for x in v],
                                                           [0.0] * 3, [1.0, 0, 0, 0], [0.0] * 3, [var] * 3,
                                                           1000 + self.sc.seed % 1000))
         for text in self.texts:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class LockstepBridge(Bridge):
 
     advance: Callable[[], None] | None = None
 
-    def wait_for(self, predicate, timeout_s: float) -> bool:  # noqa: ANN001
+    def wait_for(self, predicate, timeout_s: float) -> bool:
         deadline = self.clock.now_s() + timeout_s
         while True:
             self.step(0.0)
@@ -152,7 +153,7 @@ class GroundStation:
                  pos_std_m: float) -> None:
         lat, lon, alt = ned_to_geodetic(pos_ned_m, *self.home)
         var = float(pos_std_m) ** 2
-        self.conn.mav.follow_target_send(int(t_s * 1000), 0, int(round(lat * 1e7)), int(round(lon * 1e7)), alt,
+        self.conn.mav.follow_target_send(int(t_s * 1000), 0, round(lat * 1e7), round(lon * 1e7), alt,
                                          [float(v) for v in vel_ned_mps], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0],
                                          [0.0, 0.0, 0.0], [var, var, var], int(track_id))
 
@@ -183,7 +184,7 @@ class LabelDetector:
     def __init__(self) -> None:
         self.labels: list = []
 
-    def _dets(self, t: float, boxes) -> Detections:  # noqa: ANN001
+    def _dets(self, t: float, boxes) -> Detections:
         if not boxes:
             return Detections.empty(t, self.class_names)
         xyxy = np.array([lb.xyxy_px for lb in boxes], dtype=np.float64)
@@ -193,7 +194,7 @@ class LabelDetector:
     def detect(self, frame: np.ndarray, t_capture_s: float = 0.0) -> Detections:
         return self._dets(t_capture_s, self.labels)
 
-    def detect_roi(self, frame, center_uv_px, size_px, t_capture_s: float = 0.0) -> Detections:  # noqa: ANN001
+    def detect_roi(self, frame, center_uv_px, size_px, t_capture_s: float = 0.0) -> Detections:
         return Detections.empty(t_capture_s, self.class_names)
 
 
@@ -251,10 +252,10 @@ class World:
         self.track_los: Callable[[int], np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def __enter__(self) -> "World":
+    def __enter__(self) -> World:  # noqa: PYI034
         return self
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         self.close()
 
     def close(self) -> None:
@@ -373,7 +374,7 @@ class World:
                                     anim_phase_rad=float(o.pos_ned_m[0] % 6.283)))
         return out
 
-    def capture(self):  # noqa: ANN201
+    def capture(self):
         """Render the camera now from the vehicle's true pose: (image, t_capture_s, RenderedFrame) or None."""
         if not self.camera_on or self.renderer is None:
             return None

@@ -77,7 +77,7 @@ def calibrate_views(images, board_cols: int, board_rows: int, square_m: float,
     return CalibrationResult(int(size[0]), int(size[1]), k, dist.reshape(-1)[:5], float(rms), len(objs), total)
 
 
-def _read_images(args):  # noqa: ANN001, ANN202
+def _read_images(args):
     import cv2
 
     if args.images:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -220,7 +221,7 @@ class Pipeline:
             self.timer.record("cue_roi", self._wall() - w2)
         return dets, rois
 
-    def _cue_window(self, image: np.ndarray, q: np.ndarray, t_s: float):  # noqa: ANN202
+    def _cue_window(self, image: np.ndarray, q: np.ndarray, t_s: float):
         """Pixel centre and side of the window where the cue predicts the target (None: not in view)."""
         c, st = self.cue, self.vehicle.state
         if c is None or st is None or t_s - c.t_s > self.config.cue_range_max_age_s:

@@ -11,10 +11,8 @@ simulation, so a flight (or a real video with a known camera pose) can be re-run
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Callable, Iterable
-
-import numpy as np
 
 from autonomy.clock import SimClock
 from autonomy.geometry import quat_slerp
@@ -24,7 +22,7 @@ from autonomy.types import OperatorCommand, Setpoint, TargetCue, VehicleState
 class LogVehicle:
     """Recorded vehicle states (sorted by ``t_s``) behind the pipeline's VehicleLink interface."""
 
-    def __init__(self, states: list[VehicleState], clock, cues: Iterable[TargetCue] = (),  # noqa: ANN001
+    def __init__(self, states: list[VehicleState], clock, cues: Iterable[TargetCue] = (),
                  commands: Iterable[OperatorCommand] = ()) -> None:
         if not states:
             raise ValueError("a replay needs at least one vehicle state")
@@ -69,7 +67,7 @@ class LogVehicle:
         self.setpoints.append(sp)
 
 
-def replay_video(make_pipeline: Callable, source, clock: SimClock, max_frames: int | None = None) -> list:  # noqa: ANN001
+def replay_video(make_pipeline: Callable, source, clock: SimClock, max_frames: int | None = None) -> list:
     """Run ``make_pipeline(clock)`` over every frame of ``source`` (``read()`` -> Frame with the recorded
     ``t_capture_s``), advancing ``clock`` to each capture time. Returns the StepResults."""
     pipe = make_pipeline(clock)

@@ -48,7 +48,7 @@ SLOW = [("recon_loiter", 3), ("shahed_crossing", 3), ("shahed_headon", 1), ("fpv
         ("degraded", 1), ("bird_clutter", 1), ("recon_loiter", 1), ("quick", 1)]
 
 
-def _fly(family: str, seed: int):  # noqa: ANN202
+def _fly(family: str, seed: int):
     from sitl.video_server import quick_scenario
 
     model = _model_or_skip()
@@ -57,8 +57,8 @@ def _fly(family: str, seed: int):  # noqa: ANN202
 
 
 @pytest.mark.parametrize("family,seed", FAST)
-def test_lockstep_engagement_intercepts(family, seed):  # noqa: ANN001
-    sc, res = _fly(family, seed)
+def test_lockstep_engagement_intercepts(family, seed):
+    _sc, res = _fly(family, seed)
     assert res.intercept, res.summary()
     assert res.miss_distance_m < 1.5
     assert res.authorized_tracks, "the simulated operator must have authorized over MAVLink"
@@ -68,8 +68,8 @@ def test_lockstep_engagement_intercepts(family, seed):  # noqa: ANN001
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family,seed", SLOW)
-def test_lockstep_engagement_intercepts_more_families(family, seed):  # noqa: ANN001
-    sc, res = _fly(family, seed)
+def test_lockstep_engagement_intercepts_more_families(family, seed):
+    _sc, res = _fly(family, seed)
     assert res.intercept, res.summary()
 
 

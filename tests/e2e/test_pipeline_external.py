@@ -46,7 +46,7 @@ enabled = false
 params_min = {{ {params_min} }}
 """)
     exe = ROOT / ".venv" / "bin" / "autonomy"
-    return subprocess.run([str(exe), "fly", "--config", str(cfg), "--check-only"], cwd=ROOT, capture_output=True,
+    return subprocess.run(check=False, args=[str(exe), "fly", "--config", str(cfg), "--check-only"], cwd=ROOT, capture_output=True,
                           text=True, timeout=180)
 
 

@@ -20,7 +20,7 @@ from autonomy.types import VehicleState
 from sitl.engagement_demo import SITL_CONFIG
 
 
-def _run(video, cfg, n):  # noqa: ANN001, ANN202
+def _run(video, cfg, n):
     from autonomy.perception.detector import Detector
 
     cam = Camera(CameraIntrinsics.from_hfov(640, 512, 20.0), CameraMount(math.radians(10.0)), 25.0)
@@ -28,7 +28,7 @@ def _run(video, cfg, n):  # noqa: ANN001, ANN202
     src = VideoFileSource(video, t0_s=100.0, fps=25.0)
     still = VehicleState(0.0, np.zeros(3), np.zeros(3), np.array([1.0, 0, 0, 0]), armed=False)
 
-    def make(clock):  # noqa: ANN001, ANN202
+    def make(clock):
         veh = LogVehicle([still], clock)
         return Pipeline(cfg.pipeline, cam, veh, EngagementMachine(cfg.engagement, cam), Tracker(cfg.tracker, cam),
                         det, clock)

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _fly(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
     exe = ROOT / ".venv" / "bin" / "autonomy"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "autonomy.cli"]
-    return subprocess.run([*cmd, "fly", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run(check=False, args=[*cmd, "fly", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
 
 
 def _one_line(p: subprocess.CompletedProcess) -> str:
