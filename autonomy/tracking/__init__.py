@@ -6,4 +6,4 @@ Public API: :class:`Tracker`, :class:`TrackerConfig`, :class:`SelectionPolicy`, 
 
 from autonomy.tracking.tracker import SelectionPolicy, Tracker, TrackerConfig, TrackingError, TrackList
 
-__all__ = ["SelectionPolicy", "Tracker", "TrackerConfig", "TrackingError", "TrackList"]
+__all__ = ["SelectionPolicy", "TrackList", "Tracker", "TrackerConfig", "TrackingError"]

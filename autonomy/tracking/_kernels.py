@@ -878,9 +878,8 @@ def step(
             fst[i, F_VOTES + det_class[j]] += det_score[j]
             ar = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
             fst[i, F_ASPECT] = (1 - beta) * fst[i, F_ASPECT] + beta * ar
-            if ist[i, I_STATUS] == TENTATIVE and ist[i, I_HITS] >= cfg[C_CONFIRM_HITS]:
-                ist[i, I_STATUS] = CONFIRMED
-            elif ist[i, I_STATUS] == COASTING:
+            st = ist[i, I_STATUS]
+            if (st == TENTATIVE and ist[i, I_HITS] >= cfg[C_CONFIRM_HITS]) or st == COASTING:
                 ist[i, I_STATUS] = CONFIRMED
         else:
             ist[i, I_MISSES] += 1

@@ -119,5 +119,15 @@ def camera_for_tests(dist=(0.0, 0.0, 0.0, 0.0, 0.0)) -> Camera:
     return Camera(intr, CameraMount(), 30.0)
 
 
-__all__ = ["measurements_ref", "transition_ref", "predict_ref", "gate_cost_ref", "update_ref", "lsap_brute",
-           "assign_brute", "los_of", "quat_to_rotmat", "camera_for_tests"]
+__all__ = [
+    "assign_brute",
+    "camera_for_tests",
+    "gate_cost_ref",
+    "los_of",
+    "lsap_brute",
+    "measurements_ref",
+    "predict_ref",
+    "quat_to_rotmat",
+    "transition_ref",
+    "update_ref",
+]

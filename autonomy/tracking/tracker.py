@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -113,7 +112,7 @@ class TrackerConfig:
         return c
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "TrackerConfig":
+    def from_toml(cls, path: str | Path) -> TrackerConfig:
         """Read ``[tracker]`` (or the top level) of a TOML file; unknown keys are an error."""
         try:
             doc = tomllib.loads(Path(path).read_text())
@@ -152,7 +151,7 @@ class TrackList(Sequence):
     ``ids``, ``status_codes``, ``los_ned`` (n, 3), ``los_rate_ned_radps`` (n, 3), ``los_cov`` (n, 3, 3),
     ``angular_size_rad`` (n,), ``boxes_xyxy_px`` (n, 4), ``growth_ps`` (n,) d ln(size)/dt in 1/s."""
 
-    __slots__ = ("t_s", "_f", "_i", "_n", "_names", "_items")
+    __slots__ = ("_f", "_i", "_items", "_n", "_names", "t_s")
 
     def __init__(self, t_s: float, out_f: np.ndarray, out_i: np.ndarray, n: int, names: tuple[str, ...]):
         self.t_s = t_s

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autonomy.tracking.evaluate import DegradeConfig, degrade, load_anti_uav_seq18, load_svanstrom, pooled, run_ours
+from autonomy.tracking.evaluate import (
+    DegradeConfig,
+    degrade,
+    load_anti_uav_seq18,
+    load_svanstrom,
+    pooled,
+    run_ours,
+)
 
 pytestmark = pytest.mark.realdata
 

@@ -20,7 +20,7 @@ NAMES = ("drone", "bird")
 
 
 def _box_of(los_ned, q, half_px=8.0):
-    uv, front = CAM.los_ned_to_pixels(np.asarray(los_ned)[None], q)
+    uv, _front = CAM.los_ned_to_pixels(np.asarray(los_ned)[None], q)
     u, v = uv[0]
     return np.array([[u - half_px, v - half_px * 0.6, u + half_px, v + half_px * 0.6]])
 
@@ -188,7 +188,7 @@ def test_tracklist_is_a_snapshot():
     box0 = tl0[0].box_xyxy_px.copy()
     tr.step(_det(0.1, [[700, 300, 720, 316]]), q, 0.1)
     np.testing.assert_array_equal(tl0[0].box_xyxy_px, box0)
-    assert list(tl0)[0] is tl0[0]
+    assert next(iter(tl0)) is tl0[0]
 
 
 def test_synthetic_rotating_scene_quality():
