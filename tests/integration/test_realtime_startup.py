@@ -38,12 +38,13 @@ def _video(path: Path, w: int = 64, h: int = 48, n: int = 60) -> Path:
     return path
 
 
-def _cfg(tmp: Path, link: str, source: str, detector: str = "enabled = false", extra: str = "") -> Path:
+def _cfg(tmp: Path, link: str, source: str, detector: str = "enabled = false", extra: str = "",
+         connect_timeout_s: float = 1.0) -> Path:
     p = tmp / "c.toml"
     p.write_text(f"""
 [link]
 url = "{link}"
-connect_timeout_s = 1.0
+connect_timeout_s = {connect_timeout_s}
 [camera]
 source = "{source}"
 width_px = 64
@@ -123,11 +124,12 @@ def test_self_check_passes_against_simulated_px4(tmp_path):
     try:
         vid = _video(tmp_path / "v.avi", n=300)
         extra = "[checks]\nparams_min = { MPC_XY_VEL_MAX = 20.0 }\nparams_max = { COM_OF_LOSS_T = 2.0 }\n"
-        r = _fly("--config", str(_cfg(tmp_path, f"udpin:127.0.0.1:{remote}", str(vid), extra=extra)), "--check-only")
+        r = _fly("--config", str(_cfg(tmp_path, f"udpin:127.0.0.1:{remote}", str(vid), extra=extra, connect_timeout_s=10.0)), "--check-only")
         assert r.returncode == 0, r.stdout + r.stderr
         assert "self-check link:" in r.stdout and "px4" in r.stdout and "self-check passed" in r.stdout
         extra_bad = "[checks]\nparams_min = { MPC_XY_VEL_MAX = 100.0 }\n"
-        r = _fly("--config", str(_cfg(tmp_path, f"udpin:127.0.0.1:{remote}", str(vid), extra=extra_bad)),
+        r = _fly("--config", str(_cfg(tmp_path, f"udpin:127.0.0.1:{remote}", str(vid), extra=extra_bad,
+                                      connect_timeout_s=10.0)),
                  "--check-only")
         assert r.returncode == 1 and "MPC_XY_VEL_MAX=70 < 100" in _one_line(r)
     finally:
