@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("sitl.engagement_demo", "fly an engagement on the embedded simulator and write its report"),
     "detect": ("autonomy.perception.cli", "run the detector on an image, video or folder"),
     "campaign": ("sitl.campaign_cli", "Monte Carlo engagement campaign over scenario families"),
-    "bench": ("bench.__main__", "run the benchmarks (same as make bench)"),
+    "bench": ("autonomy.bench_cli", "run the benchmarks (same as make bench)"),
     "sim": ("sitl.sim_cli", "one engagement on the embedded simulator through the full pipeline, with a report"),
     "fly": ("autonomy.fly", "the companion service: autonomy fly --config FILE (self-check, then fly)"),
     "calibrate": ("autonomy.camera.calibrate", "camera calibration from chessboard images/video -> camera TOML"),
