@@ -15,7 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from sitl.campaign import SUMMARY_KEYS, CampaignConfig, CampaignError, RunConfig, run_campaign, summarize, write_outputs
+from sitl.campaign import (
+    SUMMARY_KEYS,
+    CampaignConfig,
+    CampaignError,
+    RunConfig,
+    run_campaign,
+    summarize,
+    write_outputs,
+)
 from sitl.scenarios import FAMILIES
 
 

@@ -9,11 +9,25 @@ import numpy as np
 import pytest
 
 from autonomy.engagement import (
-    EngagementConfig, EngagementError, EngagementInput, EngagementMachine, GeofenceConfig, Reason, State, Zone,
+    EngagementConfig,
+    EngagementError,
+    EngagementInput,
+    EngagementMachine,
+    GeofenceConfig,
+    Reason,
+    State,
+    Zone,
+    gates,
     load_engagement_toml,
 )
-from autonomy.engagement import gates
-from autonomy.types import OperatorCommand, OperatorCommandKind, TargetCue, TargetTrack, TrackStatus, VehicleState
+from autonomy.types import (
+    OperatorCommand,
+    OperatorCommandKind,
+    TargetCue,
+    TargetTrack,
+    TrackStatus,
+    VehicleState,
+)
 
 K = OperatorCommandKind
 CUE_ID = 77
