@@ -236,12 +236,12 @@ def annotate(img: np.ndarray, r: StepResult, world: World, cam) -> np.ndarray:
 
     out = img.copy()
     if r.detections is not None:
-        for b in r.detections.xyxy_px:
+        for b in r.detections.xyxy_px[np.all(np.isfinite(r.detections.xyxy_px), axis=1)]:
             cv2.rectangle(out, (int(b[0]) - 2, int(b[1]) - 2), (int(b[2]) + 2, int(b[3]) + 2), (255, 255, 255), 1)
     for b in r.roi_boxes:
         cv2.rectangle(out, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (255, 128, 0), 1)
     for tr in r.tracks:
-        if tr.box_xyxy_px is None:
+        if tr.box_xyxy_px is None or not np.all(np.isfinite(tr.box_xyxy_px)):
             continue
         b = tr.box_xyxy_px
         engaged = tr.track_id == r.output.engaged_track_id
@@ -265,8 +265,8 @@ def annotate(img: np.ndarray, r: StepResult, world: World, cam) -> np.ndarray:
         los_uv, ok = cam.los_ned_to_pixels((np.asarray(a, dtype=float) / max(float(np.linalg.norm(a)), 1e-6))[None, :],
                                            world.ap.state.q_body_to_ned)
         h, w = out.shape[:2]
-        if bool(np.asarray(ok).reshape(-1)[0]):
-            u, v = np.asarray(los_uv).reshape(-1, 2)[0]
+        u, v = np.asarray(los_uv, dtype=float).reshape(-1, 2)[0]
+        if bool(np.asarray(ok).reshape(-1)[0]) and math.isfinite(u) and math.isfinite(v):
             cv2.arrowedLine(out, (w // 2, h // 2), (int(np.clip(u, 0, w - 1)), int(np.clip(v, 0, h - 1))),
                             (255, 0, 255), 1, tipLength=0.05)
     if r.latency_s is not None:
