@@ -61,7 +61,8 @@ C_MAX_POS_STD = 16      # delete a track whose LOS 1-sigma exceeds this, rad
 C_ORDER = 17            # 2 = CV, 3 = CA
 C_MISS_COST = 18        # cost of leaving a track unassigned (normally = gate)
 C_TENT_PENALTY = 19     # added to a tentative track's association costs so established tracks win ties
-N_CFG = 20
+C_W_LOGDET = 20         # weight of ln(det S / det R) in the association cost (0: plain Mahalanobis)
+N_CFG = 21
 
 # ---- intrinsics vector ``intr``: fx, fy, cx, cy, k1, k2, p1, p2, k3 ----
 N_INTR = 9
@@ -416,11 +417,16 @@ def innovation(x, p, basis, los, logsize, sig_ang, sig_logsize, nu_out, s_out):
 
 
 @njit(cache=True)
-def gate_cost(x, p, basis, idx, det_los, det_logsize, det_sig_ang, sig_logsize, gate_d2, cost_out):
-    """Squared Mahalanobis distance of every (track idx[r], detection j) pair, INF outside the gate.
+def gate_cost(x, p, basis, idx, det_los, det_logsize, det_sig_ang, sig_logsize, gate_d2, w_logdet, cost_out):
+    """Association cost of every (track idx[r], detection j) pair, INF outside the gate.
 
-    cost_out (K, M). This is the association cost (the miss option is priced at the gate, see assign).
-    Pairs are first rejected cheaply on a single coordinate: d^2 >= nu_k^2 / S_kk for every k."""
+    cost_out (K, M) = d^2 + w_logdet[r] * ln(det S / det R) for pairs with squared Mahalanobis distance
+    d^2 = nu' S^-1 nu <= gate_d2 (w_logdet (K,) per track; R = the detection's own noise, so the term is >= 0 and vanishes for a
+    perfectly known track). With w_logdet = 1 this is the track's negative log-likelihood of the detection
+    (up to a constant): a coasting track whose prediction has spread out no longer wins a detection
+    against a well-localised track just because its wide S makes every d^2 small (Blackman & Popoli,
+    "Design and Analysis of Modern Tracking Systems", 1999, section 6.2). The miss option is priced at the
+    gate (see assign). Pairs are first rejected cheaply on a single coordinate: d^2 >= nu_k^2 / S_kk."""
     nu = np.empty(3)
     s = np.empty((3, 3))
     si = np.empty((3, 3))
@@ -442,13 +448,16 @@ def gate_cost(x, p, basis, idx, det_los, det_logsize, det_sig_ang, sig_logsize, 
                 continue
             if not innovation(x[i], p[i], bs, u, det_logsize[j], det_sig_ang[j], sig_logsize, nu, s):
                 continue
-            if inv3_sym(s, si) <= 0.0:
+            det_s = inv3_sym(s, si)
+            if det_s <= 0.0:
                 continue
             d2 = 0.0
             for a in range(3):
                 for b in range(3):
                     d2 += nu[a] * si[a, b] * nu[b]
             if d2 <= gate_d2:
+                if w_logdet[r] != 0.0:
+                    d2 += w_logdet[r] * math.log(det_s / (sa2 * sa2 * sig_logsize * sig_logsize))
                 cost_out[r, j] = d2
 
 
@@ -845,7 +854,12 @@ def step(
         los_k[jj] = los[keep[jj]]
         ls_k[jj] = logsize[keep[jj]]
         sa_k[jj] = sig_ang[keep[jj]]
-    gate_cost(x, p, basis, live, los_k, ls_k, sa_k, cfg[C_SIGMA_LOGSIZE], cfg[C_GATE_D2], cost)
+    # likelihood term for established tracks only: a tentative track's spread comes from its unknown
+    # initial rate, not from coasting, and it already pays C_TENT_PENALTY
+    w_rows = np.empty(k)
+    for r in range(k):
+        w_rows[r] = 0.0 if ist[live[r], I_STATUS] == TENTATIVE else cfg[C_W_LOGDET]
+    gate_cost(x, p, basis, live, los_k, ls_k, sa_k, cfg[C_SIGMA_LOGSIZE], cfg[C_GATE_D2], w_rows, cost)
     # a detection inside the gate of an established track never starts a new one (no duplicates from
     # clutter on the target); tentative tracks pay a penalty so established ones win close calls
     used = np.zeros(m, dtype=np.bool_)

@@ -60,8 +60,10 @@ def innovation_ref(x, p, basis, los, logsize, sig_ang, sig_logsize):
     return z - h @ x, h @ p @ h.T + np.diag([sig_ang**2, sig_ang**2, sig_logsize**2])
 
 
-def gate_cost_ref(x, p, basis, det_los, det_logsize, det_sig_ang, sig_logsize, gate_d2):
+def gate_cost_ref(x, p, basis, det_los, det_logsize, det_sig_ang, sig_logsize, gate_d2, w_logdet=0.0):
+    """d^2 (+ w_logdet[i] * ln(det S / det R)) inside the gate d^2 <= gate_d2, INF outside."""
     n, m = len(x), len(det_los)
+    w = np.broadcast_to(np.asarray(w_logdet, dtype=np.float64), (n,))
     c = np.full((n, m), INF)
     for i in range(n):
         for j in range(m):
@@ -70,7 +72,8 @@ def gate_cost_ref(x, p, basis, det_los, det_logsize, det_sig_ang, sig_logsize, g
                 continue
             d2 = float(nu @ np.linalg.solve(s, nu))
             if d2 <= gate_d2:
-                c[i, j] = d2
+                r = np.diag([det_sig_ang[j] ** 2, det_sig_ang[j] ** 2, sig_logsize**2])
+                c[i, j] = d2 + w[i] * (np.linalg.slogdet(s)[1] - np.linalg.slogdet(r)[1])
     return c
 
 

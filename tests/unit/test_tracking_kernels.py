@@ -96,10 +96,11 @@ def test_gate_cost_and_update_match_reference(rng):
     det_ls = np.log(rng.uniform(0.01, 0.04, 5))
     det_sa = rng.uniform(0.001, 0.01, 5)
     cost = np.empty((4, 5))
-    K.gate_cost(x, p, basis, np.arange(4), det_los, det_ls, det_sa, 0.15, 16.0, cost)
-    ref = R.gate_cost_ref(x, p, basis, det_los, det_ls, det_sa, 0.15, 16.0)
-    np.testing.assert_allclose(cost, ref, rtol=1e-9)
-    assert np.all(cost[:, 4] >= K.INF)
+    for w_logdet in (np.zeros(4), np.full(4, 0.5), np.array([1.0, 0.0, 0.5, 2.0])):
+        K.gate_cost(x, p, basis, np.arange(4), det_los, det_ls, det_sa, 0.15, 16.0, w_logdet, cost)
+        ref = R.gate_cost_ref(x, p, basis, det_los, det_ls, det_sa, 0.15, 16.0, w_logdet)
+        np.testing.assert_allclose(cost, ref, rtol=1e-9)
+        assert np.all(cost[:, 4] >= K.INF)
     for i in range(4):
         xi, pi = x[i].copy(), p[i].copy()
         assert K.update_one(xi, pi, basis[i], det_los[i], det_ls[i], det_sa[i], 0.15)
@@ -125,6 +126,31 @@ def test_recentre_preserves_los_and_rate(rng, order):
         rate1 = (R.los_of(eps * x2[3:5], b2) - b2[0]) / eps
         np.testing.assert_allclose(rate1, rate0, atol=1e-6)
         assert np.allclose(p2, p2.T) and np.linalg.eigvalsh(p2).min() > 0
+
+
+def test_logdet_cost_gives_a_contested_detection_to_the_well_localised_track():
+    """Two tracks predicted at the same place: one freshly updated (tight P), one coasting (P grown 100x).
+    The detection is 2 sigma off the tight track, so its plain d^2 is smaller for the diffuse track; the
+    likelihood cost (d^2 + w ln det S/R) gives it to the tight one, plain Mahalanobis (w = 0) does not."""
+    basis = np.zeros((3, 3))
+    K.tangent_basis(np.array([1.0, 0.0, 0.0]), basis)
+    x = np.zeros((2, 6))
+    x[:, 2] = np.log(0.02)
+    sig = 0.002
+    p = np.zeros((2, 6, 6))
+    p[0] = np.diag([sig**2, sig**2, 0.01, 1e-4, 1e-4, 1e-2])
+    p[1] = np.diag([(10 * sig) ** 2, (10 * sig) ** 2, 0.04, 1e-2, 1e-2, 1e-1])
+    v = basis[0] + 2.0 * np.hypot(sig, sig) * basis[1]
+    det_los = (v / np.linalg.norm(v))[None]
+    det_ls, det_sa = np.array([np.log(0.02)]), np.array([sig])
+    cost = np.empty((2, 1))
+    K.gate_cost(x, p, basis[None].repeat(2, 0), np.arange(2), det_los, det_ls, det_sa, 0.15, 16.27, np.zeros(2), cost)
+    assert cost[1, 0] < cost[0, 0] and list(K.assign(cost, 16.27)) == [-1, 0]
+    K.gate_cost(x, p, basis[None].repeat(2, 0), np.arange(2), det_los, det_ls, det_sa, 0.15, 16.27, np.full(2, 0.5),
+                cost)
+    np.testing.assert_allclose(cost, R.gate_cost_ref(x, p, basis[None].repeat(2, 0), det_los, det_ls, det_sa,
+                                                     0.15, 16.27, 0.5), rtol=1e-9)
+    assert list(K.assign(cost, 16.27)) == [0, -1]
 
 
 @settings(max_examples=60, deadline=None)
