@@ -97,7 +97,7 @@ class Detections:
             )
 
     @classmethod
-    def empty(cls, t_capture_s: float, class_names: tuple[str, ...] = ("drone",)) -> "Detections":
+    def empty(cls, t_capture_s: float, class_names: tuple[str, ...] = ("drone",)) -> Detections:
         return cls(t_capture_s, np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64), class_names)
 
     def __len__(self) -> int:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             result = importlib.import_module(f"bench.{name}").run(out)
-        except Exception as exc:  # a broken benchmark must not hide the others
+        except Exception as exc:  # noqa: BLE001 - a broken benchmark must not hide the others
             failures += 1
             print(f"{name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             continue

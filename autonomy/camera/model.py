@@ -48,7 +48,7 @@ class CameraIntrinsics:
             raise CameraError("dist_coeffs must be (k1, k2, p1, p2, k3)")
 
     @classmethod
-    def from_hfov(cls, width_px: int, height_px: int, hfov_deg: float) -> "CameraIntrinsics":
+    def from_hfov(cls, width_px: int, height_px: int, hfov_deg: float) -> CameraIntrinsics:
         """Square pixels, principal point at the image centre, no distortion."""
         if not 1.0 < hfov_deg < 179.0:
             raise CameraError(f"horizontal FOV must be in (1, 179) deg, got {hfov_deg}")
@@ -67,7 +67,7 @@ class CameraIntrinsics:
     def vfov_rad(self) -> float:
         return 2.0 * math.atan(0.5 * self.height_px / self.fy_px)
 
-    def scaled(self, width_px: int, height_px: int) -> "CameraIntrinsics":
+    def scaled(self, width_px: int, height_px: int) -> CameraIntrinsics:
         """The same lens at another resolution (e.g. a downscaled detector input)."""
         sx, sy = width_px / self.width_px, height_px / self.height_px
         return CameraIntrinsics(
@@ -175,7 +175,7 @@ class Camera:
     fps: float = 30.0
 
     @classmethod
-    def default(cls) -> "Camera":
+    def default(cls) -> Camera:
         """DESIGN.md default: 1280x720 @ 30 fps, 70 deg horizontal FOV, 20 deg up-tilt."""
         return cls(CameraIntrinsics.from_hfov(1280, 720, 70.0), CameraMount(), 30.0)
 

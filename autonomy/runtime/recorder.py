@@ -12,9 +12,10 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Self
 
 import numpy as np
 
@@ -68,7 +69,7 @@ class FlightRecorder:
             self._f.flush()
             self._f.close()
 
-    def __enter__(self) -> "FlightRecorder":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

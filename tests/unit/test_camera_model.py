@@ -6,8 +6,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autonomy.camera.model import (
-    Camera, CameraError, CameraIntrinsics, CameraMount, bearings_cam_to_pixels, camera_from_dict,
-    load_camera_toml, pixels_to_bearings_cam,
+    Camera,
+    CameraError,
+    CameraIntrinsics,
+    CameraMount,
+    bearings_cam_to_pixels,
+    camera_from_dict,
+    load_camera_toml,
+    pixels_to_bearings_cam,
 )
 from autonomy.geometry import euler_to_quat
 
