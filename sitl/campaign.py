@@ -13,6 +13,12 @@ bound (straight flight at max speed from the launch point to the earliest reacha
 true path); unauthorized engagements (TERMINAL on a track the operator had not authorized, or a collision
 without authorization), fence violations, no-engage violations (terminal inside a zone or an intercept in
 one), confusers engaged (terminal on, or collision with, a bird).
+
+``perception="full"`` runs the same seeded families (plus ``quick``, the demo crossing) through the whole
+onboard pipeline instead (:func:`sitl.engagement_demo.run_engagement`: simulated PX4 over MAVLink, rendered
+camera, ONNX detector, tracker); :func:`full_run_record` turns each RunResult into the same record, so
+:func:`summarize` and the plots are shared. The safety flags there come from the world's truth and what the
+simulated operator actually sent (see ``sitl.engagement_demo._SafetyAccount``).
 """
 
 from __future__ import annotations
@@ -349,17 +355,8 @@ def make_perception(mode: str, camera: Camera, params, rng: np.random.Generator)
     if mode == "truth":
         return TruthPerception(camera, params, rng)
     if mode == "full":
-        missing = []
-        for mod in ("sitl.render", "autonomy.perception.detector", "autonomy.tracking.tracker"):
-            try:
-                __import__(mod)
-            except ImportError as exc:
-                missing.append(f"{mod} ({exc})")
-        if missing:
-            raise CampaignError("--perception full is not available yet: missing " + "; ".join(missing))
-        raise CampaignError(
-            "--perception full is not available yet: the renderer/detector/tracker modules exist but are not "
-            "wired into campaigns (use --perception truth)")
+        raise CampaignError("full perception runs whole engagements through sitl.engagement_demo.run_engagement "
+                            "(run_campaign does that), not through run_scenario")
     raise CampaignError(f"unknown perception mode {mode!r} (truth | full)")
 
 
@@ -565,23 +562,78 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     if not intercept and sc.engageable and math.isfinite(t_lb):
         # extend the true path with the target's current velocity so a missed run still has a bound
         t_lb = min(t_lb, t_lb)
-    res = {
-        "family": sc.family, "seed": sc.seed, "law": cfg.law, "engageable": sc.engageable,
-        "target_kind": sc.target.kind, "target_speed_mps": round(sc.target_speed_mps, 2),
-        "aspect_deg": round(sc.aspect_deg, 1), "intercept": bool(intercept),
-        "miss_distance_m": round(min_dist[0], 3),
-        "t_intercept_s": round(t_closest, 3) if intercept else None,
-        "t_lower_bound_s": round(t_lb, 3) if math.isfinite(t_lb) else None,
-        "time_ratio": round(t_closest / t_lb, 4) if intercept and math.isfinite(t_lb) and t_lb > 0 else None,
-        "unauthorized_engagements": int(unauthorized > 0), "fence_violations": int(fence_viol > 0),
-        "no_engage_violations": int(nez_viol > 0), "confusers_engaged": int(confuser),
-        "final_state": state.value, "sim_time_s": round(t, 2),
-        "decisions": [[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
-                      for d in mach.decisions][:40],
-    }
+    res = result_record(
+        sc, cfg.law, intercept=bool(intercept), miss_distance_m=min_dist[0], t_intercept_s=t_closest,
+        t_lower_bound_s=t_lb, unauthorized=unauthorized, fence=fence_viol, no_engage=nez_viol, confuser=confuser,
+        final_state=state.value, sim_time_s=t,
+        decisions=[[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
+                   for d in mach.decisions])
     if rc.keep_trajectory:
         res["trajectory"] = traj
     return res
+
+
+def result_record(sc: Scenario, law: str, *, intercept: bool, miss_distance_m: float, t_intercept_s: float,
+                  t_lower_bound_s: float, unauthorized: int, fence: int, no_engage: int, confuser: bool,
+                  final_state: str, sim_time_s: float, decisions: list) -> dict:
+    """One run's JSON record, the same for both perception modes (what :func:`summarize` reads).
+
+    Times in seconds from launch; ``time_ratio`` = t_intercept / t_lower_bound for an intercept with a finite
+    bound, else None; the safety counts become 0/1 flags (did it happen in this run)."""
+    ok_lb = math.isfinite(t_lower_bound_s)
+    return {
+        "family": sc.family, "seed": sc.seed, "law": law, "engageable": sc.engageable,
+        "target_kind": sc.target.kind, "target_speed_mps": round(sc.target_speed_mps, 2),
+        "aspect_deg": round(sc.aspect_deg, 1), "intercept": bool(intercept),
+        "miss_distance_m": round(float(miss_distance_m), 3),
+        "t_intercept_s": round(t_intercept_s, 3) if intercept else None,
+        "t_lower_bound_s": round(t_lower_bound_s, 3) if ok_lb else None,
+        "time_ratio": (round(t_intercept_s / t_lower_bound_s, 4)
+                       if intercept and ok_lb and t_lower_bound_s > 0 else None),
+        "unauthorized_engagements": int(unauthorized > 0), "fence_violations": int(fence > 0),
+        "no_engage_violations": int(no_engage > 0), "confusers_engaged": int(bool(confuser)),
+        "final_state": final_state, "sim_time_s": round(sim_time_s, 2),
+        "decisions": decisions[:40],
+    }
+
+
+# ============================================================================================ full pipeline
+FULL_EXTRA_FAMILIES = ("quick",)   # sitl.video_server.quick_scenario: the short demo crossing (full mode only)
+
+
+def full_scenario(family: str, seed: int) -> Scenario:
+    """The scenario a full-pipeline run flies: a campaign family, or ``quick`` (the demo crossing)."""
+    if family == "quick":
+        from sitl.video_server import quick_scenario
+
+        return quick_scenario(seed)
+    return make_scenario(family, seed)
+
+
+def full_run_record(res, law: str, keep_trajectory: bool = False) -> dict:
+    """The campaign record of a :class:`sitl.engagement_demo.RunResult` (the full pipeline), with the metrics
+    computed as for truth runs: the speed-limited lower bound from launch (the vehicle's position when the run
+    started, after boot and arming) over the target's true path sampled by the world (10 Hz), at the airframe's
+    speed limit (:class:`MultirotorParams`, the interceptor preset's MPC_XY_VEL_MAX is the same 70 m/s).
+    ``t_intercept_s`` is the time the target entered the kill radius (the world stops there)."""
+    t0 = float(getattr(res, "t0", 0.0))
+    tr = np.asarray(res.traj, dtype=float).reshape(-1, 10)
+    tr = tr[tr[:, 0] >= t0 - 1e-9]
+    t_lb = math.inf
+    if len(tr):
+        t_lb = speed_limited_lower_bound(tr[:, 0] - t0, tr[:, 4:7], tr[0, 1:4], MultirotorParams().max_speed_mps)
+    t_int = res.t_intercept_s if res.t_intercept_s is not None else math.inf
+    out = result_record(
+        res.scenario, law, intercept=res.intercept, miss_distance_m=res.miss_distance_m, t_intercept_s=t_int,
+        t_lower_bound_s=t_lb, unauthorized=res.unauthorized_engagements, fence=res.fence_violations,
+        no_engage=res.no_engage_violations, confuser=bool(res.confusers_engaged), final_state=res.final_state,
+        sim_time_s=res.t_end_s, decisions=res.decisions)
+    out.update({"outcome": res.outcome, "frames": res.frames, "latency_ms": res.latency,
+                "wall_s": round(res.wall_s, 1)})
+    if keep_trajectory and len(tr):
+        # the truth campaign's row layout (t, own pos, target pos, ...) at the same ~10 Hz
+        out["trajectory"] = [[round(r[0] - t0, 3), *np.round(r[1:7], 1).tolist()] for r in tr]
+    return out
 
 
 # ============================================================================================ campaigns
@@ -600,14 +652,18 @@ class CampaignConfig:
     compare_pure_pursuit: bool = True
     trajectories_per_family: int = 2
     run: RunConfig = RunConfig()
+    full_t_max_s: float | None = None        # full mode: cap on simulated time per run (None: the scenario's)
 
 
 def plan(cc: CampaignConfig) -> list[tuple[str, int, str | None, bool]]:
     """(family, seed, law override, keep trajectory) for every run, round-robin over families; plus a
     pure-pursuit twin of every crossing run when ``compare_pure_pursuit``."""
+    known = FAMILIES + (FULL_EXTRA_FAMILIES if cc.perception == "full" else ())
+    if cc.perception not in ("truth", "full"):
+        raise CampaignError(f"unknown perception mode {cc.perception!r} (truth | full)")
     for f in cc.families:
-        if f not in FAMILIES:
-            raise CampaignError(f"unknown family {f!r}; choose from {', '.join(FAMILIES)}")
+        if f not in known:
+            raise CampaignError(f"unknown family {f!r}; choose from {', '.join(known)}")
     if cc.runs < 1:
         raise CampaignError("--runs must be at least 1")
     jobs = []
@@ -628,6 +684,26 @@ def _run_job(args) -> dict:
     return run_scenario(sc, replace(rc, keep_trajectory=keep))
 
 
+def _run_full_job(args) -> dict:
+    """One full-pipeline run (simulated PX4 over MAVLink on 127.0.0.1, rendered camera, ONNX detector,
+    tracker, engagement machine, simulated operator; no video) -> its campaign record."""
+    fam, seed, law, keep, t_max_s = args
+    from autonomy.config import load_config
+    from sitl.engagement_demo import SITL_CONFIG, RunOptions, run_engagement
+
+    sc = full_scenario(fam, seed)
+    if law is not None:
+        sc = replace(sc, law=law)
+    try:
+        res = run_engagement(sc, RunOptions(video=False, t_max_s=t_max_s))
+        law_used = sc.law or load_config(SITL_CONFIG).engagement.law
+    except Exception as exc:  # one clear line naming the run
+        raise CampaignError(f"full-pipeline run {fam} seed {seed} failed: {type(exc).__name__}: {exc}") from exc
+    rec = full_run_record(res, law_used, keep)
+    rec["family"] = fam   # the campaign's family name ("quick" flies the "quick_crossing" scenario)
+    return rec
+
+
 def _progress(done: int, total: int, t0: float, stream) -> None:
     width = 30
     frac = done / total
@@ -640,22 +716,30 @@ def _progress(done: int, total: int, t0: float, stream) -> None:
 
 
 def run_campaign(cc: CampaignConfig, progress=sys.stderr) -> list[dict]:
-    """Run every planned job over ``cc.workers`` processes (seeded: the same config gives the same results)."""
-    if cc.perception != "truth":
-        make_perception(cc.perception, Camera.default(), None, np.random.default_rng(0))  # raises if missing
-    run_cfg = replace(cc.run, perception=cc.perception)
-    jobs = [(f, s, law, keep, run_cfg) for f, s, law, keep in plan(cc)]
+    """Run every planned job over ``cc.workers`` processes (seeded: the same config gives the same results).
+
+    ``perception="truth"``: :func:`run_scenario`. ``perception="full"``: each run is a whole lockstep
+    engagement through :func:`sitl.engagement_demo.run_engagement` (~30-100 s of CPU each), its record built
+    by :func:`full_run_record` so that :func:`summarize` computes the same metrics."""
+    planned = plan(cc)
+    if cc.perception == "full":
+        fn = _run_full_job
+        jobs = [(f, s, law, keep, cc.full_t_max_s) for f, s, law, keep in planned]
+    else:
+        fn = _run_job
+        run_cfg = replace(cc.run, perception=cc.perception)
+        jobs = [(f, s, law, keep, run_cfg) for f, s, law, keep in planned]
     t0 = time.perf_counter()
     results: list[dict] = []
     if cc.workers <= 1:
         for j in jobs:
-            results.append(_run_job(j))
+            results.append(fn(j))
             if progress is not None:
                 _progress(len(results), len(jobs), t0, progress)
     else:
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         with ctx.Pool(cc.workers) as pool:
-            for r in pool.imap_unordered(_run_job, jobs, chunksize=2):
+            for r in pool.imap_unordered(fn, jobs, chunksize=1 if cc.perception == "full" else 2):
                 results.append(r)
                 if progress is not None:
                     _progress(len(results), len(jobs), t0, progress)
@@ -688,7 +772,8 @@ def summarize(results: list[dict], cc: CampaignConfig, wall_s: float) -> dict:
     pp = [r for r in results if r["law"] == "pure_pursuit"]
     out = {"config": {"runs": cc.runs, "seed": cc.seed, "families": list(cc.families), "perception": cc.perception,
                       "workers": cc.workers, "kill_radius_m": cc.run.kill_radius_m,
-                      "camera_tilt_up_deg": cc.run.camera_tilt_up_deg},
+                      "camera_tilt_up_deg": cc.run.camera_tilt_up_deg if cc.perception == "truth" else None,
+                      "full_t_max_s": cc.full_t_max_s},
            "wall_s": round(wall_s, 1)}
     out.update(_stats(main))
     out["per_family"] = {f: _stats([r for r in main if r["family"] == f]) for f in cc.families}

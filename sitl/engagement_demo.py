@@ -73,6 +73,11 @@ class RunResult:
     authorized_tracks: list = field(default_factory=list)
     speed_end_mps: float = float("nan")
     engaged_track_class: str | None = None
+    # independent safety accounting (campaign metrics, DESIGN.md section 6), 1 when it happened in this run:
+    unauthorized_engagements: int = 0   # TERMINAL (or a hit on the target) before the operator authorized anything
+    fence_violations: int = 0           # the vehicle outside the scenario's geofence at a frame
+    no_engage_violations: int = 0       # TERMINAL inside a no-engage zone, or a hit inside one
+    confusers_engaged: int = 0          # TERMINAL on a track that is truly a bird, or a hit on a bird
 
     def summary(self) -> dict:
         return {
@@ -129,7 +134,9 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
     video = None
     try:
         world.start()
-        machine = EngagementMachine(scenario_engagement(cfg, sc), cam, Autopilot.PX4)
+        eng_cfg = scenario_engagement(cfg, sc)
+        machine = EngagementMachine(eng_cfg, cam, Autopilot.PX4)
+        safety = _SafetyAccount()
         tracker = Tracker(cfg.tracker, cam)
         timer = StageTimer()
         pipe = Pipeline(cfg.pipeline, cam, world.bridge, machine, tracker, detector, world.clock,
@@ -169,6 +176,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             else:
                 res = pipe.tick()
             log.append(_log_row(res, world))
+            safety.frame(res, world, eng_cfg)
             if res.state in FINAL_STATES and t_final is None:
                 t_final = world.t_s
             if t_final is not None and world.t_s >= t_final + opts.tail_s:
@@ -199,6 +207,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             wall_s=time.perf_counter() - w_start, log=log, traj=world.traj,
             authorized_tracks=sorted(world.authorized_tracks),
             speed_end_mps=float(np.linalg.norm(world.ap.vel_ned_mps)),
+            **safety.finish(world, eng_cfg),
         )
         res.t0 = world._t0  # type: ignore[attr-defined]
         return res
@@ -208,6 +217,44 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
         if recorder is not None:
             recorder.close()
         world.close()
+
+
+class _SafetyAccount:
+    """The campaign's safety metrics for one run, from the world's truth (not from the machine's own view):
+    see the RunResult fields. Authorization is what the simulated operator actually sent
+    (``world.authorized_tracks``, ground-track or camera-track ids)."""
+
+    def __init__(self) -> None:
+        self.unauthorized = self.fence = self.nez = self.confuser = 0
+
+    def frame(self, r: StepResult, world: World, eng_cfg) -> None:
+        from autonomy.engagement.gates import inside_geofence, zone_containing
+
+        own = world.ap.pos_ned_m
+        if r.state is State.TERMINAL:
+            if not world.authorized_tracks:
+                self.unauthorized = 1
+            eid = r.output.engaged_track_id
+            if eid is not None and world.truth_class_of_track(eid) == "bird":
+                self.confuser = 1
+            if zone_containing(own, eng_cfg.no_engage_zones) is not None:
+                self.nez = 1
+        if not inside_geofence(own, eng_cfg.geofence):
+            self.fence = 1
+
+    def finish(self, world: World, eng_cfg) -> dict:
+        from autonomy.engagement.gates import zone_containing
+
+        k = world.killed
+        if k is not None:
+            if world.targets[k].class_name == "bird":
+                self.confuser = 1
+            if k == 0 and not world.authorized_tracks:
+                self.unauthorized = 1
+            if zone_containing(world.targets[k].pos_ned_m, eng_cfg.no_engage_zones) is not None:
+                self.nez = 1
+        return {"unauthorized_engagements": self.unauthorized, "fence_violations": self.fence,
+                "no_engage_violations": self.nez, "confusers_engaged": self.confuser}
 
 
 def _log_row(r: StepResult, world: World) -> dict:

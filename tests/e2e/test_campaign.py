@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from sitl import campaign_cli
@@ -44,10 +45,65 @@ def test_small_campaign_rates(tmp_path):
     assert (tmp_path / "miss_distance_hist.png").stat().st_size > 1000
 
 
-def test_full_perception_is_refused_with_a_clear_message(tmp_path, capsys):
-    rc = campaign_cli.main(["--runs", "2", "--perception", "full", "--out", str(tmp_path), "--quiet"])
-    err = capsys.readouterr().err
-    assert rc == 2 and "not available yet" in err
+def _full(tmp_path, runs: int, workers: int, *extra: str) -> tuple[dict, list[dict]]:
+    rc = campaign_cli.main(["--perception", "full", "--runs", str(runs), "--families", "quick", "--seed", "0",
+                            "--workers", str(workers), "--out", str(tmp_path), "--quiet", *extra])
+    assert rc == 0
+    return (json.loads((tmp_path / "summary.json").read_text()),
+            json.loads((tmp_path / "runs.json").read_text()))
+
+
+def _assert_consistent(s: dict, runs: list[dict]) -> None:
+    """The summary is what the per-run records say (same metrics as the truth campaign)."""
+    assert s["config"]["perception"] == "full" and s["runs"] == len(runs)
+    assert set(KEYS) <= set(s) and set(s["per_family"]) == {"quick"} and set(KEYS) <= set(s["per_family"]["quick"])
+    eng = [r for r in runs if r["engageable"]]
+    assert s["engageable_runs"] == len(eng) == len(runs)   # the quick crossing is a drone
+    assert s["intercepts"] == sum(r["intercept"] for r in eng)
+    assert s["intercept_rate"] == pytest.approx(s["intercepts"] / len(eng))
+    for k in ("unauthorized_engagements", "fence_violations", "no_engage_violations", "confusers_engaged"):
+        assert s[k] == sum(r[k] for r in runs) == s["per_family"]["quick"][k]
+    for r in runs:
+        assert r["intercept"] == (r["miss_distance_m"] < 1.5)
+        assert r["frames"] > 0 and 0 < r["latency_ms"]["count"] <= r["frames"]
+        assert r["t_lower_bound_s"] is not None and 5.0 < r["t_lower_bound_s"] < 20.0  # 700 m out, 70 m/s
+        if r["intercept"]:
+            assert r["time_ratio"] == pytest.approx(r["t_intercept_s"] / r["t_lower_bound_s"], rel=1e-3)
+            assert r["time_ratio"] >= 1.0
+    tr = [r["time_ratio"] for r in runs if r["time_ratio"] is not None]
+    assert s["median_time_ratio"] == (pytest.approx(float(np.median(tr))) if tr else None)
+
+
+def test_full_perception_campaign_short_run(tmp_path):
+    """One run through the whole pipeline (simulated PX4 over MAVLink, rendered camera, ONNX detector,
+    tracker), cut at 12 simulated seconds: too short to intercept (the whole run takes ~38 s), long enough to
+    acquire, be authorized and pass the speed-limited lower bound (~11 s)."""
+    s, runs = _full(tmp_path, 1, 1, "--t-max-s", "12")
+    _assert_consistent(s, runs)
+    _assert_safety(s)
+    (r,) = runs
+    assert not r["intercept"] and r["miss_distance_m"] > 1.5 and r["sim_time_s"] <= 12.5
+    assert any(d[2] == "terminal" and d[3] == "authorized" for d in r["decisions"])   # operator authorized it
+    assert s["intercept_rate"] == 0.0 and s["median_time_ratio"] is None
+    assert "crossing_comparison" not in s       # no pure-pursuit twins in full mode
+
+
+@pytest.mark.slow
+def test_full_perception_campaign_two_runs(tmp_path):
+    """Two whole quick-crossing engagements over two workers (~1-2 min on 2 cores)."""
+    s, runs = _full(tmp_path, 2, 2)
+    _assert_consistent(s, runs)
+    _assert_safety(s)
+    assert [r["seed"] for r in runs] == [0, 1]
+    assert (tmp_path / "miss_distance_hist.png").stat().st_size > 1000
+    assert (tmp_path / "example_trajectories.png").stat().st_size > 1000
+
+
+def test_full_perception_arguments(tmp_path, capsys):
+    assert campaign_cli.main(["--runs", "2", "--families", "quick", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "unknown family" in capsys.readouterr().err   # quick is a full-pipeline family only
+    assert campaign_cli.main(["--runs", "2", "--t-max-s", "5", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "--perception full" in capsys.readouterr().err
 
 
 def test_bad_family_is_refused(tmp_path, capsys):

@@ -85,8 +85,8 @@ def test_truth_perception_sees_only_what_is_in_the_image(rng):
     assert tr[0].range_m == pytest.approx(np.linalg.norm(ahead_up), rel=0.3)
 
 
-def test_full_perception_mode_is_reported_clearly():
-    with pytest.raises(C.CampaignError, match="not available yet"):
+def test_full_perception_mode_is_reported_clearly():  # full runs go through run_campaign -> run_engagement
+    with pytest.raises(C.CampaignError, match="run_engagement"):
         C.make_perception("full", C.campaign_camera(45.0), None, np.random.default_rng(0))
     with pytest.raises(C.CampaignError, match="unknown perception"):
         C.make_perception("magic", C.campaign_camera(45.0), None, np.random.default_rng(0))
