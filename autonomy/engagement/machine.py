@@ -534,8 +534,17 @@ class EngagementMachine:
         return los, rate
 
     def _fov_keep(self, acc: np.ndarray, vel: np.ndarray, los: np.ndarray) -> np.ndarray:
-        return laws.fov_keep(acc, vel, los, self.cfg.drag_per_m, self.camera.mount.tilt_up_rad,
-                             self.camera.intrinsics.vfov_rad, self.cfg.fov_margin_rad)
+        """FOV keeping on an autopilot command ``acc`` (NED m/s^2) that already carries the drag feed-forward.
+
+        :func:`laws.fov_keep` takes the vehicle's kinematic acceleration (it adds the drag back to find the
+        rotor force); our command is kinematic + ``k |v| v`` (the autopilot does not know the drag), so the
+        feed-forward is taken out before and put back after. Passing the command straight in counted the drag
+        twice (~22 m/s^2 of phantom forward force at 70 m/s): the clamp then believed the nose was far lower
+        than it was and cut the forward command, which fought the homing.
+        """
+        drag_ff = self.cfg.drag_per_m * float(np.linalg.norm(vel)) * vel
+        return laws.fov_keep(acc - drag_ff, vel, los, self.cfg.drag_per_m, self.camera.mount.tilt_up_rad,
+                             self.camera.intrinsics.vfov_rad, self.cfg.fov_margin_rad) + drag_ff
 
     def _speed_band(self, los: np.ndarray | None) -> tuple[float, float]:
         cfg = self.cfg

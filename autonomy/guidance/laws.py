@@ -199,7 +199,8 @@ def limit_speed(vel_ned_mps, max_speed_mps: float) -> np.ndarray:
 
 
 def altitude_floor(
-    acc_ned_mps2, pos_ned_m, vel_ned_mps, floor_down_m: float, max_accel_mps2: float, margin_m: float = 5.0
+    acc_ned_mps2, pos_ned_m, vel_ned_mps, floor_down_m: float, max_accel_mps2: float, margin_m: float = 5.0,
+    blend_m: float = 20.0,
 ) -> np.ndarray:
     """Enforce a minimum altitude that no guidance law can override.
 
@@ -207,6 +208,12 @@ def altitude_floor(
     downward velocity allowed at height ``h`` above the floor is ``sqrt(2 a (h - margin))`` (we can still stop
     with ``a = max_accel/2``); when the vehicle descends faster, or is below the floor, the vertical command is
     replaced by a climb/brake. Horizontal components pass through unchanged.
+
+    The climb demand is continuous in height: below the floor it is ``a_stop = max_accel/2`` upward, and it
+    fades linearly to nothing over ``blend_m`` above the floor (``a_z <= -a_stop (1 - h / blend_m)``). A step
+    from "climb at a_stop" to "free" as the floor is crossed would tilt the thrust vector (the attitude) by
+    tens of degrees in one control step and throw a body-fixed camera off its target (a vehicle launched from
+    the ground crosses the floor while homing). ``blend_m = 0`` gives the old step.
     """
     acc = _vec3("acc_ned_mps2", acc_ned_mps2).copy()
     pos = _vec3("pos_ned_m", pos_ned_m)
@@ -216,7 +223,10 @@ def altitude_floor(
     allowed_down = math.sqrt(2.0 * a_stop * max(height - margin_m, 0.0))
     if height <= 0.0:
         acc[2] = min(acc[2], -a_stop)  # below the floor: climb
-    elif vel[2] > allowed_down:
+        return acc
+    if height < blend_m:
+        acc[2] = min(acc[2], -a_stop * (1.0 - height / blend_m))
+    if vel[2] > allowed_down:
         acc[2] = min(acc[2], -min(a_stop, 4.0 * (vel[2] - allowed_down)))
     elif vel[2] >= 0.0:
         # do not command more downward acceleration than keeps us within the stopping envelope next second

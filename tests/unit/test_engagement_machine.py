@@ -377,3 +377,26 @@ def test_point_in_polygon_and_watchdog():
     assert gates.point_in_polygon(5, 5, sq) and not gates.point_in_polygon(15, 5, sq)
     assert gates.watchdog_clear(10.0, 9.5, 1.0) and not gates.watchdog_clear(10.0, 8.0, 1.0)
     assert not gates.watchdog_clear(10.0, None, 1.0) and not gates.watchdog_clear(10.0, math.nan, 1.0)
+
+
+def test_fov_keep_takes_the_drag_feed_forward_out():
+    """The machine's command carries the drag feed-forward (the autopilot does not know the drag); the
+    attitude follows ``acc_cmd - g``. The FOV clamp must bound THAT pitch, and leave a command alone whose
+    pitch already keeps the target in view (it used to count the drag twice and cut the forward command)."""
+    from autonomy.geometry import GRAVITY_MPS2
+
+    m = EngagementMachine(cfg(fov_clamp_accel=True))
+    tilt, vfov, margin = m.camera.mount.tilt_up_rad, m.camera.intrinsics.vfov_rad, m.cfg.fov_margin_rad
+    vel, los = np.array([60.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0])
+    lo, hi = tilt - (0.5 * vfov - margin), tilt + (0.5 * vfov - margin)   # level target: eps = 0
+
+    def pitch(acc):
+        f = acc - np.array([0.0, 0.0, GRAVITY_MPS2])
+        return math.atan2(f[0], max(-f[2], 0.15 * GRAVITY_MPS2))
+
+    ok = np.array([GRAVITY_MPS2 * math.tan(0.5 * (lo + hi)), 0.0, 0.0])    # mid-band pitch: untouched
+    assert np.allclose(m._fov_keep(ok, vel, los), ok)
+    for fwd in (0.0, 10.0, 25.0, 40.0):
+        out = m._fov_keep(np.array([fwd, 0.0, -3.0]), vel, los)
+        assert lo - 1e-6 <= pitch(out) <= hi + 1e-6
+        assert out[1] == 0.0 and out[2] == -3.0

@@ -84,6 +84,20 @@ def test_altitude_floor_cannot_be_overridden(acc, down_m, vz):
 
 
 @settings(max_examples=200, deadline=None)
+@given(vec.map(lambda v: v * 0.3), st.floats(-30.0, 30.0), st.floats(-40.0, 0.0), st.floats(1e-4, 0.5))
+def test_altitude_floor_is_continuous_in_height(acc, h_m, vz, dh_m):
+    """No step in the vertical command as the floor is crossed (a step tilts the thrust vector, i.e. the
+    attitude and a body-fixed camera, by tens of degrees in one control step): for a climbing vehicle the
+    command changes by at most a_stop * dh / blend_m over a height change dh."""
+    floor, amax, blend = -50.0, 30.0, 20.0
+    vel = np.array([0.0, 0.0, vz])
+    a0 = laws.altitude_floor(acc, np.array([0.0, 0.0, floor - h_m]), vel, floor, amax, blend_m=blend)
+    a1 = laws.altitude_floor(acc, np.array([0.0, 0.0, floor - h_m - dh_m]), vel, floor, amax, blend_m=blend)
+    assert abs(a1[2] - a0[2]) <= 0.5 * amax * dh_m / blend + 1e-9
+    assert a1[2] >= a0[2] - 1e-12   # higher never demands more climb
+
+
+@settings(max_examples=200, deadline=None)
 @given(vec.map(lambda v: v * 20), vec.map(lambda v: v * 0.5), st.floats(10.0, 80.0))
 def test_intercept_solution_meets_the_target(p, v, s):
     sol = laws.solve_intercept(p, v, s)
