@@ -629,7 +629,7 @@ def full_run_record(res, law: str, keep_trajectory: bool = False) -> dict:
         no_engage=res.no_engage_violations, confuser=bool(res.confusers_engaged), final_state=res.final_state,
         sim_time_s=res.t_end_s, decisions=res.decisions)
     out.update({"outcome": res.outcome, "frames": res.frames, "latency_ms": res.latency,
-                "wall_s": round(res.wall_s, 1)})
+                "wall_s": round(res.wall_s, 1), "safety_notes": res.safety_notes})
     if keep_trajectory and len(tr):
         # the truth campaign's row layout (t, own pos, target pos, ...) at the same ~10 Hz
         out["trajectory"] = [[round(r[0] - t0, 3), *np.round(r[1:7], 1).tolist()] for r in tr]

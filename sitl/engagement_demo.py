@@ -78,6 +78,7 @@ class RunResult:
     fence_violations: int = 0           # the vehicle outside the scenario's geofence at a frame
     no_engage_violations: int = 0       # TERMINAL inside a no-engage zone, or a hit inside one
     confusers_engaged: int = 0          # TERMINAL on a track that is truly a bird, or a hit on a bird
+    safety_notes: list = field(default_factory=list)  # why a safety flag was raised (first occurrence each)
 
     def summary(self) -> dict:
         return {
@@ -226,6 +227,7 @@ class _SafetyAccount:
 
     def __init__(self) -> None:
         self.unauthorized = self.fence = self.nez = self.confuser = 0
+        self.notes: list[dict] = []
 
     def frame(self, r: StepResult, world: World, eng_cfg) -> None:
         from autonomy.engagement.gates import inside_geofence, zone_containing
@@ -236,11 +238,29 @@ class _SafetyAccount:
                 self.unauthorized = 1
             eid = r.output.engaged_track_id
             if eid is not None and world.truth_class_of_track(eid) == "bird":
+                if not self.confuser:
+                    self.notes.append(self._bird_note(world, eid))
                 self.confuser = 1
             if zone_containing(own, eng_cfg.no_engage_zones) is not None:
                 self.nez = 1
         if not inside_geofence(own, eng_cfg.geofence):
             self.fence = 1
+
+    @staticmethod
+    def _bird_note(world: World, track_id: int) -> dict:
+        """Angles (deg) between the track's LOS and each object's true LOS, ranges (m): to judge an
+        attribution made on line of sight alone (a bird nearly in line with the target)."""
+        los = world.track_los(track_id) if world.track_los is not None else None
+        objs = []
+        if los is not None:
+            own = world.ap.pos_ned_m
+            for o in world.targets:
+                d = o.pos_ned_m - own
+                rng_m = max(float(np.linalg.norm(d)), 1e-9)
+                ang = math.degrees(math.acos(max(-1.0, min(1.0, float(d @ los) / rng_m))))
+                objs.append([o.class_name, round(ang, 2), round(rng_m, 1)])
+        return {"flag": "confuser", "t_s": round(world.t_s - world._t0, 2), "track_id": track_id,
+                "objects_class_angle_deg_range_m": objs}
 
     def finish(self, world: World, eng_cfg) -> dict:
         from autonomy.engagement.gates import zone_containing
@@ -254,7 +274,7 @@ class _SafetyAccount:
             if zone_containing(world.targets[k].pos_ned_m, eng_cfg.no_engage_zones) is not None:
                 self.nez = 1
         return {"unauthorized_engagements": self.unauthorized, "fence_violations": self.fence,
-                "no_engage_violations": self.nez, "confusers_engaged": self.confuser}
+                "no_engage_violations": self.nez, "confusers_engaged": self.confuser, "safety_notes": self.notes}
 
 
 def _log_row(r: StepResult, world: World) -> dict:
