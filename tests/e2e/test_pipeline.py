@@ -56,11 +56,9 @@ def _fly(family: str, seed: int):
     return sc, run_engagement(sc, RunOptions(perception="model", model_path=model))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known at 16:30: the full pipeline acquires, confirms, gets MAVLink authorization and homes, but the track "
-    "is lost every ~2.5 s in TERMINAL: the acceleration setpoint's vertical part jumps (e.g. [26,5,-13] -> "
-    "[29,5,-3] m/s^2 in one step), the PX4 model pitches 15 deg nose-down in 0.1 s and the 45-deg-up camera "
-    "loses the target (same with perfect boxes: --perception labels); misses 2-8 m vs the 1.5 m kill radius"))
+# was xfail until 16:58: the track was lost every ~2.5 s in TERMINAL (altitude-floor step in the command,
+# FOV clamp counting the drag twice); quick seeds 0, 1, 2 now intercept with the shipped model (1.14, 1.42,
+# 1.21 m; deterministic in lockstep) and with perfect boxes (1.27, 1.17, 1.24 m). See autonomy/engagement/README.md.
 @pytest.mark.parametrize("family,seed", FAST)
 def test_lockstep_engagement_intercepts(family, seed):
     _sc, res = _fly(family, seed)
