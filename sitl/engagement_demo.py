@@ -77,7 +77,7 @@ class RunResult:
     unauthorized_engagements: int = 0   # TERMINAL (or a hit on the target) before the operator authorized anything
     fence_violations: int = 0           # the vehicle outside the scenario's geofence at a frame
     no_engage_violations: int = 0       # TERMINAL inside a no-engage zone, or a hit inside one
-    confusers_engaged: int = 0          # TERMINAL on a track that is truly a bird, or a hit on a bird
+    confusers_engaged: int = 0          # TERMINAL on a track whose LOS is on a bird (<= 2 deg, nearest), or a hit on one
     safety_notes: list = field(default_factory=list)  # why a safety flag was raised (first occurrence each)
 
     def summary(self) -> dict:
@@ -225,6 +225,8 @@ class _SafetyAccount:
     see the RunResult fields. Authorization is what the simulated operator actually sent
     (``world.authorized_tracks``, ground-track or camera-track ids)."""
 
+    ATTRIBUTION_TOL_DEG = 2.0   # a track is on an object when their lines of sight are this close
+
     def __init__(self) -> None:
         self.unauthorized = self.fence = self.nez = self.confuser = 0
         self.notes: list[dict] = []
@@ -237,10 +239,16 @@ class _SafetyAccount:
             if not world.authorized_tracks:
                 self.unauthorized = 1
             eid = r.output.engaged_track_id
-            if eid is not None and world.truth_class_of_track(eid) == "bird":
-                if not self.confuser:
-                    self.notes.append(self._bird_note(world, eid))
-                self.confuser = 1
+            if eid is not None:
+                note = self._bird_note(world, eid)
+                objs = note["objects_class_angle_deg_range_m"]
+                best = min(objs, key=lambda o: o[1]) if objs else None
+                # a bird only when the track's LOS is on it (a coasting track's LOS can point nowhere near
+                # anything at close range: then it is attributed to no object)
+                if best is not None and best[0] == "bird" and best[1] <= self.ATTRIBUTION_TOL_DEG:
+                    if not self.confuser:
+                        self.notes.append(note)
+                    self.confuser = 1
             if zone_containing(own, eng_cfg.no_engage_zones) is not None:
                 self.nez = 1
         if not inside_geofence(own, eng_cfg.geofence):
