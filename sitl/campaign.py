@@ -12,7 +12,9 @@ intercept when it is below the kill radius (1.5 m); time ratio = time of interce
 bound (straight flight at max speed from the launch point to the earliest reachable point of the target's
 true path); unauthorized engagements (TERMINAL on a track the operator had not authorized, or a collision
 without authorization), fence violations, no-engage violations (terminal inside a zone or an intercept in
-one), confusers engaged (terminal on, or collision with, a bird).
+one), confusers engaged (terminal on a bird track, or a collision with a bird while homing), and apart from
+those incidental bird strikes (a collision with a bird outside terminal homing, e.g. crossing a flock in
+midcourse: a hazard to report, not an engagement decision).
 
 ``perception="full"`` runs the same seeded families (plus ``quick``, the demo crossing) through the whole
 onboard pipeline instead (:func:`sitl.engagement_demo.run_engagement`: simulated PX4 over MAVLink, rendered
@@ -452,6 +454,7 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     t_closest = math.inf
     unauthorized = fence_viol = nez_viol = 0
     confuser = False
+    bird_strike = False
     killed_obj = None
     cpa_reached = False
     state = State.IDLE
@@ -551,7 +554,12 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
             continue
         if killed_obj is not None:
             if objs[killed_obj].class_name == "bird":
-                confuser = True
+                # homing (TERMINAL) into a bird is an engaged confuser; flying through a flock on the way to the
+                # cue is a collision hazard, not an engagement decision: counted apart, never hidden
+                if state is State.TERMINAL:
+                    confuser = True
+                else:
+                    bird_strike = True
             if killed_obj == 0 and state is not State.TERMINAL and not op_auth and not math.isfinite(op_auth_cue[0]):
                 unauthorized += 1
             if zone_containing(objs[killed_obj].pos_ned_m, cfg.no_engage_zones) is not None:
@@ -565,7 +573,7 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     res = result_record(
         sc, cfg.law, intercept=bool(intercept), miss_distance_m=min_dist[0], t_intercept_s=t_closest,
         t_lower_bound_s=t_lb, unauthorized=unauthorized, fence=fence_viol, no_engage=nez_viol, confuser=confuser,
-        final_state=state.value, sim_time_s=t,
+        bird_strike=bird_strike, final_state=state.value, sim_time_s=t,
         decisions=[[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
                    for d in mach.decisions])
     if rc.keep_trajectory:
@@ -575,7 +583,7 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
 
 def result_record(sc: Scenario, law: str, *, intercept: bool, miss_distance_m: float, t_intercept_s: float,
                   t_lower_bound_s: float, unauthorized: int, fence: int, no_engage: int, confuser: bool,
-                  final_state: str, sim_time_s: float, decisions: list) -> dict:
+                  final_state: str, sim_time_s: float, decisions: list, bird_strike: bool = False) -> dict:
     """One run's JSON record, the same for both perception modes (what :func:`summarize` reads).
 
     Times in seconds from launch; ``time_ratio`` = t_intercept / t_lower_bound for an intercept with a finite
@@ -592,6 +600,7 @@ def result_record(sc: Scenario, law: str, *, intercept: bool, miss_distance_m: f
                        if intercept and ok_lb and t_lower_bound_s > 0 else None),
         "unauthorized_engagements": int(unauthorized > 0), "fence_violations": int(fence > 0),
         "no_engage_violations": int(no_engage > 0), "confusers_engaged": int(bool(confuser)),
+        "incidental_bird_strikes": int(bool(bird_strike)),
         "final_state": final_state, "sim_time_s": round(sim_time_s, 2),
         "decisions": decisions[:40],
     }
@@ -760,6 +769,7 @@ def _stats(rs: list[dict]) -> dict:
         "fence_violations": sum(r["fence_violations"] for r in rs),
         "no_engage_violations": sum(r["no_engage_violations"] for r in rs),
         "confusers_engaged": sum(r["confusers_engaged"] for r in rs),
+        "incidental_bird_strikes": sum(r.get("incidental_bird_strikes", 0) for r in rs),
         "median_time_ratio": float(np.median(tr)) if tr else None,
         "p90_time_ratio": float(np.percentile(tr, 90)) if tr else None,
         "median_miss_distance_m": float(np.median(md)) if md else None,
