@@ -214,30 +214,7 @@ def transition(dt, order, q_ang, q_logsize, f_out, q_out):
     # 1-D blocks
     f1 = np.zeros((3, 3))
     q1 = np.zeros((3, 3))
-    if order == 2:
-        f1[0, 0] = 1.0
-        f1[0, 1] = dt
-        f1[1, 1] = 1.0
-        q1[0, 0] = dt ** 3 / 3.0
-        q1[0, 1] = dt ** 2 / 2.0
-        q1[1, 0] = dt ** 2 / 2.0
-        q1[1, 1] = dt
-    else:
-        f1[0, 0] = 1.0
-        f1[0, 1] = dt
-        f1[0, 2] = 0.5 * dt * dt
-        f1[1, 1] = 1.0
-        f1[1, 2] = dt
-        f1[2, 2] = 1.0
-        q1[0, 0] = dt ** 5 / 20.0
-        q1[0, 1] = dt ** 4 / 8.0
-        q1[0, 2] = dt ** 3 / 6.0
-        q1[1, 1] = dt ** 3 / 3.0
-        q1[1, 2] = dt ** 2 / 2.0
-        q1[2, 2] = dt
-        q1[1, 0] = q1[0, 1]
-        q1[2, 0] = q1[0, 2]
-        q1[2, 1] = q1[1, 2]
+    _blocks(dt, order, f1, q1)
     for i in range(order):
         for j in range(order):
             for ax in range(3):
