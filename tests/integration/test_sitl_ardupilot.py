@@ -15,68 +15,23 @@ from autonomy.mavlink.wire import mavutil
 from sitl.autopilot import AP_MODES, ArduPilotAutopilot, TcpServerLink, ardupilot_config
 from sitl.autopilot.ardupilot import ARDUPILOT_BANNER
 from tests.conftest import free_tcp_port
-
-VEL_ONLY = 3527
-POS_ONLY = 3576
+from tests.integration._lockstep_client import POS_ONLY, VEL_ONLY, LockstepClient
 
 
-class ApHarness:
+class ApHarness(LockstepClient):
     def __init__(self, params: dict | None = None, **cfg) -> None:
         self.port = free_tcp_port()
-        self.link = TcpServerLink(self.port, banner=ARDUPILOT_BANNER)
-        self.ap = ArduPilotAutopilot(ardupilot_config(**cfg), params or {}, [self.link])
-        self.c = mavutil.mavlink_connection(f"tcp:127.0.0.1:{self.port}", source_system=255, source_component=190)
-        self.msgs: list = []
-        self.sp: dict | None = None
-        self._next_sp = 0.0
+        link = TcpServerLink(self.port, banner=ARDUPILOT_BANNER)
+        ap = ArduPilotAutopilot(ardupilot_config(**cfg), params or {}, [link])
+        conn = mavutil.mavlink_connection(f"tcp:127.0.0.1:{self.port}", source_system=255, source_component=190)
         self.gcs_heartbeat = False  # send a GCS HEARTBEAT (sysid 255) every second while stepping
         self._next_hb = 0.0
-        self.step(0.05)
+        super().__init__(ap, link, conn)
 
-    def close(self) -> None:
-        self.c.close()
-        self.link.close()
-
-    def drain(self) -> None:
-        while True:
-            m = self.c.recv_match(blocking=False)
-            if m is None:
-                return
-            if m.get_type() != "BAD_DATA":
-                self.msgs.append((self.ap.t_s, m))
-
-    def send_sp(self, frame: int = 1, mask: int = VEL_ONLY, pos=(0, 0, 0), vel=(0, 0, 0), acc=(0, 0, 0),
-                yaw: float = 0.0, yaw_rate: float = 0.0) -> None:
-        self.c.mav.set_position_target_local_ned_send(0, 1, 1, frame, mask, *pos, *vel, *acc, yaw, yaw_rate)
-
-    def step(self, t_s: float) -> None:
-        end = self.ap.t_s + t_s
-        while self.ap.t_s < end - 1e-9:
-            if self.sp is not None and self.ap.t_s >= self._next_sp - 1e-9:
-                self.send_sp(**self.sp)
-                self._next_sp = self.ap.t_s + 0.05
-            if self.gcs_heartbeat and self.ap.t_s >= self._next_hb - 1e-9:
-                self.c.mav.heartbeat_send(D.MAV_TYPE_GCS, D.MAV_AUTOPILOT_INVALID, 0, 0, 0)
-                self._next_hb = self.ap.t_s + 1.0
-            self.ap.step(0.01)
-            self.drain()
-
-    def stream(self, **sp) -> None:
-        self.sp = sp
-        self._next_sp = self.ap.t_s
-
-    def command(self, cmd: int, *p: float, wait_s: float = 0.1) -> list:
-        n0 = len(self.msgs)
-        self.c.mav.command_long_send(1, 1, cmd, 0, *(list(p) + [0.0] * (7 - len(p))))
-        self.step(wait_s)
-        return [m for _, m in self.msgs[n0:] if m.get_type() == "COMMAND_ACK" and m.command == cmd]
-
-    def since(self, t0: float, mtype: str) -> list:
-        return [m for t, m in self.msgs if t >= t0 and m.get_type() == mtype]
-
-    def last(self, mtype: str):
-        found = self.since(0, mtype)
-        return found[-1] if found else None
+    def before_tick(self) -> None:
+        if self.gcs_heartbeat and self.ap.t_s >= self._next_hb - 1e-9:
+            self.c.mav.heartbeat_send(D.MAV_TYPE_GCS, D.MAV_AUTOPILOT_INVALID, 0, 0, 0)
+            self._next_hb = self.ap.t_s + 1.0
 
     def mode(self, name: str) -> int:
         acks = self.command(D.MAV_CMD_DO_SET_MODE, 1, AP_MODES[name])

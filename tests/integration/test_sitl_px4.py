@@ -18,78 +18,24 @@ from autonomy.mavlink.wire import mavutil
 from sitl.autopilot import Px4Autopilot, SimConfig, UdpLink, px4_custom_mode, px4_mode_name
 from sitl.autopilot import px4_events as ev
 from tests.conftest import free_udp_port
-
-VEL_ONLY = 3527
+from tests.integration._lockstep_client import POS_ONLY, VEL_ONLY, LockstepClient
 
 
 def _event(m) -> tuple:
     """Decode a PX4 EVENT frame that pymavlink delivers as UNKNOWN_410."""
     buf = bytes(m.get_msgbuf())
     return ev.decode_event_payload(buf[10:10 + buf[1]])
-POS_ONLY = 3576
 
 
-class Px4Harness:
+class Px4Harness(LockstepClient):
     """Lockstep driver: step the autopilot, drain the client socket, remember what arrived (with sim time)."""
 
     def __init__(self, params: dict | None = None, version: str = "main", **cfg) -> None:
         self.lp, self.rp = free_udp_port(), free_udp_port()
-        self.link = UdpLink(self.lp, self.rp)
-        self.ap = Px4Autopilot(SimConfig(**cfg), params or {}, [self.link], version=version)
-        self.c = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.rp}", source_system=1, source_component=191)
-        self.msgs: list = []          # (t_s, msg)
-        self.sp: tuple | None = None  # periodic set-point (kwargs) sent at 20 Hz
-        self._next_sp = 0.0
-        self.step(0.05)
-
-    def close(self) -> None:
-        self.c.close()
-        self.link.close()
-
-    def drain(self) -> None:
-        while True:
-            m = self.c.recv_match(blocking=False)
-            if m is None:
-                return
-            if m.get_type() != "BAD_DATA":
-                self.msgs.append((self.ap.t_s, m))
-
-    def send_sp(self, frame: int = 1, mask: int = VEL_ONLY, pos=(0, 0, 0), vel=(0, 0, 0), acc=(0, 0, 0),
-                yaw: float = 0.0, yaw_rate: float = 0.0, target=(1, 1)) -> None:
-        self.c.mav.set_position_target_local_ned_send(0, target[0], target[1], frame, mask, *pos, *vel, *acc, yaw,
-                                                      yaw_rate)
-
-    def step(self, t_s: float) -> None:
-        end = self.ap.t_s + t_s
-        while self.ap.t_s < end - 1e-9:
-            if self.sp is not None and self.ap.t_s >= self._next_sp - 1e-9:
-                self.send_sp(**self.sp)
-                self._next_sp = self.ap.t_s + 0.05
-            self.ap.step(0.01)
-            self.drain()
-
-    def stream(self, **sp) -> None:
-        self.sp = sp
-        self._next_sp = self.ap.t_s
-
-    def stop_stream(self) -> None:
-        self.sp = None
-
-    def command(self, cmd: int, *p: float, target=(1, 1), wait_s: float = 0.1) -> list:
-        n0 = len(self.msgs)
-        params = list(p) + [0.0] * (7 - len(p))
-        self.c.mav.command_long_send(target[0], target[1], cmd, 0, *params)
-        self.step(wait_s)
-        return [m for _, m in self.msgs[n0:] if m.get_type() == "COMMAND_ACK" and m.command == cmd]
-
-    def last(self, mtype: str):
-        for _, m in reversed(self.msgs):
-            if m.get_type() == mtype:
-                return m
-        return None
-
-    def since(self, t0: float, mtype: str) -> list:
-        return [m for t, m in self.msgs if t >= t0 and m.get_type() == mtype]
+        link = UdpLink(self.lp, self.rp)
+        ap = Px4Autopilot(SimConfig(**cfg), params or {}, [link], version=version)
+        conn = mavutil.mavlink_connection(f"udpin:127.0.0.1:{self.rp}", source_system=1, source_component=191)
+        super().__init__(ap, link, conn)
 
     def set_mode(self, name: str) -> list:
         main, sub = {"OFFBOARD": (6, 0), "POSCTL": (3, 0), "AUTO.LOITER": (4, 3), "AUTO.RTL": (4, 5)}[name]
