@@ -11,7 +11,15 @@ from autonomy.mavlink import Bridge, CommandError, Control, LinkConfig
 from autonomy.mavlink.flavour import COPTER_MODES
 from autonomy.types import Setpoint
 from tests.conftest import free_tcp_port
-from tests.integration.test_bridge_px4 import K, SitlProcess, fly, scaled_config, vel
+from tests.integration.test_bridge_px4 import (
+    K,
+    SitlProcess,
+    assert_dead_man_brakes_then_hands_back,
+    fly,
+    max_hold_error_m,
+    scaled_config,
+    vel,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +103,11 @@ def test_ardupilot_flight_square_hold_deadman_guid_timeout_land(apm):
 
     target = np.array([start[0] + 10.0, start[1] - 10.0, z_hold])
     fly(b, lambda t: Setpoint(t_s=0.0, pos_ned_m=target, vel_ned_mps=np.zeros(3)), 10.0)
-    errs = []
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 3.0 / K:
-        b.set_setpoint(Setpoint(t_s=0.0, pos_ned_m=target, vel_ned_mps=np.zeros(3)))
-        errs.append(np.linalg.norm(b.state.pos_ned_m - target))
-        time.sleep(0.02)
-    assert max(errs) < 1.0, max(errs)
+    err = max_hold_error_m(b, Setpoint(t_s=0.0, pos_ned_m=target, vel_ned_mps=np.zeros(3)))
+    assert err < 1.0, err
 
     # dead-man: pipeline stalls at 5 m/s -> brake (zero velocity) in GUIDED, then hand back to LOITER
-    fly(b, lambda t: vel([5, 0, 0]), 3.0)
-    assert b.state.vel_ned_mps[0] > 3.0
-    assert b.wait_for(lambda: b.control is Control.BRAKING, 0.5)
-    assert b.wait_for(lambda: np.linalg.norm(b.state.vel_ned_mps) < 0.5, 5.0 / K)
-    assert b.mode == "GUIDED"
-    assert b.wait_for(lambda: b.control is Control.HANDED_BACK, 8.0 / K)
-    assert b.wait_for(lambda: b.mode == "LOITER", 3.0 / K + 1)
-    b.reengage("test: after hand-back", initial=vel([0, 0, 0]))
-    assert b.mode == "GUIDED"
+    assert_dead_man_brakes_then_hands_back(b, "GUIDED", "LOITER", brake_within_s=5.0)
 
     # GUID_TIMEOUT: our stream stops at 3 m/s; ArduCopter keeps the velocity for 3 s, then stops, in GUIDED
     fly(b, lambda t: vel([3, 0, 0]), 3.0)

@@ -82,6 +82,33 @@ def vel(v) -> Setpoint:
     return Setpoint(t_s=0.0, vel_ned_mps=np.asarray(v, float))
 
 
+def max_hold_error_m(b: Bridge, sp: Setpoint, sim_s: float = 3.0, k: float = K) -> float:
+    """Keep sending the position set-point ``sp`` for ``sim_s`` autopilot seconds; the largest distance (m)
+    between the vehicle and ``sp.pos_ned_m`` seen meanwhile."""
+    errs = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < sim_s / k:
+        b.set_setpoint(sp)
+        errs.append(float(np.linalg.norm(b.state.pos_ned_m - sp.pos_ned_m)))
+        time.sleep(0.02)
+    return max(errs)
+
+
+def assert_dead_man_brakes_then_hands_back(b: Bridge, setpoint_mode: str, hand_back_mode: str,
+                                           brake_within_s: float, k: float = K) -> None:
+    """The pipeline stalls while flying 5 m/s north: the bridge brakes to a stop in ``setpoint_mode``, hands
+    control back (``hand_back_mode``) after hand_back_after_s, and takes it again only by ``reengage``."""
+    fly(b, lambda t: vel([5, 0, 0]), 3.0, k)
+    assert b.state.vel_ned_mps[0] > 3.0
+    assert b.wait_for(lambda: b.control is Control.BRAKING, 0.5)
+    assert b.wait_for(lambda: np.linalg.norm(b.state.vel_ned_mps) < 0.5, brake_within_s / k)
+    assert b.mode == setpoint_mode
+    assert b.wait_for(lambda: b.control is Control.HANDED_BACK, 8.0 / k)
+    assert b.wait_for(lambda: b.mode == hand_back_mode, 3.0 / k + 1)
+    b.reengage("test: after hand-back", initial=vel([0, 0, 0]))
+    assert b.mode == setpoint_mode
+
+
 @pytest.fixture(scope="module")
 def px4():
     local, remote = free_udp_port(), free_udp_port()
@@ -149,25 +176,12 @@ def test_px4_flight_square_hold_deadman_offboard_loss_land(px4):
     # position hold: fly to a point 10 m north-east and stay there
     target = np.array([start[0] + 10.0, start[1] + 10.0, z_hold])
     fly(b, lambda t: Setpoint(t_s=0.0, pos_ned_m=target), 10.0)
-    errs = []
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 3.0 / K:
-        b.set_setpoint(Setpoint(t_s=0.0, pos_ned_m=target))
-        errs.append(np.linalg.norm(b.state.pos_ned_m - target))
-        time.sleep(0.02)
-    assert max(errs) < 1.0, max(errs)
+    err = max_hold_error_m(b, Setpoint(t_s=0.0, pos_ned_m=target))
+    assert err < 1.0, err
 
-    # dead-man: the pipeline stalls while flying 5 m/s; the bridge brakes (zero velocity), stays OFFBOARD
-    fly(b, lambda t: vel([5, 0, 0]), 3.0)
-    assert b.state.vel_ned_mps[0] > 3.0
-    assert b.wait_for(lambda: b.control is Control.BRAKING, 0.5)
-    assert b.wait_for(lambda: np.linalg.norm(b.state.vel_ned_mps) < 0.5, 4.0 / K)
-    assert b.mode == "OFFBOARD"
-    # ... and after hand_back_after_s (6 s autopilot time) hands control back to AUTO.LOITER
-    assert b.wait_for(lambda: b.control is Control.HANDED_BACK, 8.0 / K)
-    assert b.wait_for(lambda: b.mode == "AUTO.LOITER", 3.0 / K + 1)
-    b.reengage("test: after hand-back", initial=vel([0, 0, 0]))
-    assert b.mode == "OFFBOARD"
+    # dead-man: the pipeline stalls while flying 5 m/s; the bridge brakes (zero velocity), stays OFFBOARD,
+    # and after hand_back_after_s (6 s autopilot time) hands control back to AUTO.LOITER
+    assert_dead_man_brakes_then_hands_back(b, "OFFBOARD", "AUTO.LOITER", brake_within_s=4.0)
 
     # offboard loss: our stream stops; PX4 fails safe to RTL after COM_OF_LOSS_T, and resuming setpoints
     # must not silently re-take control
