@@ -567,9 +567,6 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
             break
     intercept = killed_obj == 0 and sc.engageable
     t_lb = speed_limited_lower_bound(np.array(tgt_t), np.array(tgt_p), np.zeros(3), vp.max_speed_mps)
-    if not intercept and sc.engageable and math.isfinite(t_lb):
-        # extend the true path with the target's current velocity so a missed run still has a bound
-        t_lb = min(t_lb, t_lb)
     res = result_record(
         sc, cfg.law, intercept=bool(intercept), miss_distance_m=min_dist[0], t_intercept_s=t_closest,
         t_lower_bound_s=t_lb, unauthorized=unauthorized, fence=fence_viol, no_engage=nez_viol, confuser=confuser,
