@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sitl.sim_cli", "one engagement on the embedded simulator through the full pipeline, with a report"),
     "fly": ("autonomy.fly", "the companion service: autonomy fly --config FILE (self-check, then fly)"),
     "calibrate": ("autonomy.camera.calibrate", "camera calibration from chessboard images/video -> camera TOML"),
+    "replay": ("autonomy.replay.cli", "what the stack would have done on a recorded flight (.tlog/.ulg + video)"),
 }
 
 

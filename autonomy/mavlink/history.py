@@ -65,6 +65,11 @@ class TimeSeries:
     def last(self) -> np.ndarray:
         return self._x[self._n - 1].copy()
 
+    def times_after(self, t_s: float) -> np.ndarray:
+        """Times of the held samples strictly after ``t_s``, oldest first (log replay walks the history)."""
+        n = self._n
+        return self._t[int(np.searchsorted(self._t[:n], t_s, side="right")):n].copy()
+
     def bracket(self, t_s: float) -> tuple[np.ndarray, np.ndarray, float, float] | None:
         """(row0, row1, frac, dt_past_last_s) around t_s; None before the first sample or when empty."""
         n = self._n
