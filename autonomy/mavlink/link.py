@@ -7,6 +7,12 @@ URLs (``LinkConfig.url``):
 - ``serial:/dev/ttyACM0:921600`` or a bare device path (baud from ``LinkConfig.baud``)
 - ``file:flight.tlog`` or a path ending in .tlog: replay; records come back with their logged time
 
+Recording: with ``LinkConfig.tlog_path`` every decoded incoming frame and every frame we send is appended to a
+.tlog (8-byte big-endian Unix microseconds, then the frame: what QGroundControl, MAVProxy and pymavlink read),
+stamped with the link clock plus ``tlog_clock_offset_s`` (default: Unix time minus the link clock at open), so
+``autonomy replay`` can line the camera frames up with it. A failing disk stops the recording (counted in
+``LinkStats.tlog_errors``), never the link.
+
 Every wait has a timeout. Garbage, truncated frames, bad CRCs and bad signatures become counted drops
 (``LinkStats``), never exceptions. Opening failures raise ``LinkError`` with the reason.
 
@@ -21,7 +27,9 @@ import hashlib
 import os
 import select
 import socket
+import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +49,30 @@ class LinkConfig:
     signing_link_id: int = 0
     # UDP only: message ids decoded (others skipped undecoded, counted); None decodes everything
     accept_ids: frozenset[int] | None = None
+    tlog_path: str | None = None            # record the link to this .tlog (appended); None: no recording
+    tlog_clock_offset_s: float | None = None  # tlog stamp = link clock + this; None: Unix time - clock at open
+
+
+class TlogWriter:
+    """Appends MAVLink frames to a .tlog: ``>Q`` Unix microseconds, then the frame bytes."""
+
+    def __init__(self, path: str | Path, offset_s: float, flush_every: int = 200) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = self.path.open("ab")
+        self.offset_s = float(offset_s)
+        self._flush_every = flush_every
+        self._n = 0
+
+    def write(self, t_s: float, frame: bytes) -> None:
+        self._f.write(struct.pack(">Q", max(int((t_s + self.offset_s) * 1e6), 0)) + frame)
+        self._n += 1
+        if self._n % self._flush_every == 0:
+            self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
 
 
 def load_signing_key(path: str | Path) -> bytes:
@@ -72,6 +104,8 @@ class LinkStats:
     unsigned: int = 0            # unsigned frames while signing is configured
     send_errors: int = 0
     skipped: int = 0             # well-formed frames not decoded (UDP, id not in LinkConfig.accept_ids)
+    tlog_written: int = 0        # frames recorded to LinkConfig.tlog_path
+    tlog_errors: int = 0         # recording failures (the recording stops at the first one)
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
@@ -161,6 +195,8 @@ class Link:
         self._conn = None
         self._udp = False
         self.is_log = False
+        self._tlog: TlogWriter | None = None
+        self._tlog_lock = threading.Lock()     # the receive thread and senders both record
         self.open()
 
     # ---------------------------------------------------------------- open / close
@@ -197,6 +233,16 @@ class Link:
                                allow_unsigned_callback=self._allow_unsigned, link_id=cfg.signing_link_id)
         self._conn = conn
         self._udp = isinstance(conn, mavutil.mavudp)
+        if cfg.tlog_path and not self.is_log and self._tlog is None:
+            off = cfg.tlog_clock_offset_s
+            if off is None:
+                off = time.time() - self.clock.now_s()   # the file format's Unix time, not a decision input
+            try:
+                self._tlog = TlogWriter(cfg.tlog_path, off)
+            except OSError as exc:
+                conn.close()
+                self._conn = None
+                raise LinkError(f"cannot record the link to {cfg.tlog_path}: {exc}") from exc
 
     def _open_serial(self, url: str):
         spec = url.removeprefix("serial:")
@@ -227,6 +273,23 @@ class Link:
             except OSError:
                 pass
             self._conn = None
+        with self._tlog_lock:
+            if self._tlog is not None:
+                self._tlog.close()
+                self._tlog = None
+
+    def _record(self, t_s: float, msg) -> None:
+        with self._tlog_lock:
+            w = self._tlog
+            if w is None:
+                return
+            try:
+                w.write(t_s, bytes(msg.get_msgbuf()))
+                self.stats.tlog_written += 1
+            except (OSError, ValueError, TypeError):
+                self.stats.tlog_errors += 1
+                w.close()
+                self._tlog = None
 
     @property
     def is_open(self) -> bool:
@@ -292,7 +355,10 @@ class Link:
             if self.is_log:
                 out.append((msg, float(getattr(msg, "_timestamp", 0.0))))
             else:
-                out.append((msg, self.clock.now_s()))
+                t_recv = self.clock.now_s()
+                out.append((msg, t_recv))
+                if self._tlog is not None:
+                    self._record(t_recv, msg)
         return out
 
     def _recv_udp(self, conn, max_datagrams: int) -> list:
@@ -333,6 +399,8 @@ class Link:
                         continue
                     self.stats.received += 1
                     out.append((msg, t_recv))
+                    if self._tlog is not None:
+                        self._record(t_recv, msg)
         return out
 
     def send(self, msg) -> bool:
@@ -346,6 +414,8 @@ class Link:
             except Exception:  # noqa: BLE001 - counted, the caller's loop goes on
                 self.stats.send_errors += 1
                 return False
+            if self._tlog is not None:
+                self._record(self.clock.now_s(), msg)
         self.stats.sent += 1
         return True
 

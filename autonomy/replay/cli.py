@@ -1,11 +1,13 @@
 """autonomy replay: what would the stack have done on a recorded flight?
 
-  autonomy replay LOG --video VIDEO [--video-start-s S] [--config FILE] [--hfov-deg H]
+  autonomy replay LOG --video VIDEO [--video-start-s S | --frame-times CSV] [--config FILE] [--hfov-deg H]
                   [--cues CSV] [--authorize log|what-if] [--max-frames N] [--no-video-out] [--out DIR]
+  autonomy replay RECORD_DIR [...]      # a folder `autonomy fly` recorded: *.tlog, camera.mp4, frames.csv
 
 LOG is the autopilot's log of the flight (.tlog from QGroundControl / MAVProxy / Mission Planner, PX4 or
 ArduPilot; .ulg from PX4 with the 'ulog' extra). VIDEO is what the vehicle's camera recorded; frame i is taken
-as captured at (log start + S + i / fps). The pipeline (detector, tracker, engagement machine and guidance,
+as captured at (log start + S + i / fps), or at the times in a `frame,t_capture_s` CSV on the log's clock
+(as the flight recorder writes them). The pipeline (detector, tracker, engagement machine and guidance,
 built from the same TOML as `autonomy fly`; default: the simulator's config) runs on the log clock and the
 setpoints it would have sent are recorded, never sent. The engagement starts only on a ground cue: from
 the log (FOLLOW_TARGET / ADSB_VEHICLE as relayed to the vehicle) or from --cues. Writes DIR/summary.json, DIR/decisions.jsonl,
@@ -29,11 +31,22 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def _record_dir(d: Path, video: str | None, frame_times: str | None) -> tuple[str, str, str | None]:
+    """The log, video and frame times of a folder written by the flight recorder."""
+    logs = sorted(d.glob("*.tlog")) + sorted(d.glob("*.ulg"))
+    if len(logs) != 1:
+        raise ReplayError(f"{d}: want exactly one .tlog or .ulg in a recorded flight folder, found {len(logs)}")
+    v = Path(video) if video else d / "camera.mp4"
+    ft = Path(frame_times) if frame_times else d / "frames.csv"
+    return str(logs[0]), str(v), str(ft) if ft.is_file() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="autonomy replay", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("log", help=".tlog or .ulg of the flight")
-    ap.add_argument("--video", required=True, help="the camera recording of the same flight")
+    ap.add_argument("log", help=".tlog or .ulg of the flight, or a recorded flight folder")
+    ap.add_argument("--video", default=None, help="the camera recording of the same flight")
+    ap.add_argument("--frame-times", default=None, help="frame,t_capture_s CSV (log clock), one row per frame")
     ap.add_argument("--video-start-s", type=float, default=0.0,
                     help="log time of the first frame, seconds after the log's first state (default 0)")
     ap.add_argument("--fps", type=float, default=None, help="video frame rate (default: the file's)")
@@ -55,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from autonomy.config import ConfigError, load_config
+    from autonomy.replay.record import read_frame_times
     from autonomy.replay.report import AnnotatedVideo, write_report
     from autonomy.replay.run import ReplayOptions, run_replay, video_fps, video_frames
     from autonomy.runtime.recorder import FlightRecorder
@@ -64,13 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as exc:
         return _fail(f"config: {exc}")
     try:
+        if Path(args.log).is_dir():
+            args.log, args.video, args.frame_times = _record_dir(Path(args.log), args.video, args.frame_times)
+        if args.video is None:
+            raise ReplayError("--video is required with a log file (or give a recorded flight folder)")
         log = read_vehicle_log(args.log)
+        times = None if args.frame_times is None else tuple(float(t) for t in read_frame_times(args.frame_times))
         if args.cues:
             log.cues = sorted(log.cues + read_cues_csv(args.cues, log.t_first_s), key=lambda c: c.t_s)
         if not Path(args.video).is_file():
             raise ReplayError(f"video file not found: {args.video}")
         fps = args.fps or video_fps(args.video) or cfg.camera.camera.fps
-        opts = ReplayOptions(args.video_start_s, fps, args.hfov_deg, args.max_frames, args.authorize)
+        opts = ReplayOptions(args.video_start_s, fps, args.hfov_deg, args.max_frames, args.authorize, times)
     except ReplayError as exc:
         return _fail(str(exc))
     print(f"log: {log.kind} {log.autopilot.value}, {len(log.states)} states over "

@@ -34,6 +34,7 @@ class ReplayOptions:
     hfov_deg: float | None = None       # the recording camera's horizontal FOV when it is not the config's
     max_frames: int | None = None
     authorize: str = "log"              # "log" | "what-if"
+    frame_times_s: tuple[float, ...] | None = None   # capture time of each frame on the log clock (recorded)
 
     def __post_init__(self) -> None:
         if self.authorize not in ("log", "what-if"):
@@ -155,8 +156,12 @@ def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
     t0 = log.t_first_s + opts.video_start_s
     img = first
     i = 0
+    times = opts.frame_times_s
     while img is not None and (opts.max_frames is None or i < opts.max_frames):
-        t_cap = t0 + i / fps
+        if times is not None and i >= len(times):
+            notes.append(f"the video has more frames than the frame-times file ({len(times)}); the rest skipped")
+            break
+        t_cap = times[i] if times is not None else t0 + i / fps
         step = None
         if t_cap < log.t_first_s or t_cap > log.t_last_s:
             res.frames_outside_log += 1

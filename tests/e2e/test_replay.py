@@ -148,3 +148,45 @@ def test_replay_bad_input_is_one_line(shared_data, tmp_path, capsys):
     bad_cfg.write_text("[link\nurl=")
     assert replay_main([str(log), "--video", str(video), "--config", str(bad_cfg), "--out", str(tmp_path)]) == 2
     assert "config" in capsys.readouterr().err
+
+
+def test_recorded_flight_folder_replays_on_its_frame_times(shared_data, tmp_path, capsys):
+    """A folder as the flight recorder writes it (tlog + camera.mp4 + frames.csv): replay takes every frame at
+    its recorded capture time; a power cut mid-row in frames.csv loses only that row."""
+    import cv2
+
+    from autonomy.replay.record import CameraRecorder, read_frame_times
+
+    rec_dir = tmp_path / "flight-1"
+    rec_dir.mkdir()
+    shutil.copy(shared_data / "logs" / "px4_sih" / "flightA.tlog", rec_dir / "flight.tlog")
+    t0 = read_vehicle_log(rec_dir / "flight.tlog").t_first_s
+    cap = cv2.VideoCapture(str(shared_data / "svanstrom_drone_detection_dataset" / "videos_visible" / "V_DRONE_023.mp4"))
+    rec = CameraRecorder(rec_dir, 30.0, clock_offset_s=t0)
+    t_rel = 20.0
+    for _ in range(40):
+        ok, img = cap.read()
+        assert ok
+        rec.write(img, t_rel)
+        t_rel += 1 / 30 if rec.frames % 2 else 1 / 15         # uneven capture intervals, as a real camera has
+    rec.write(np.zeros((10, 10, 3), np.uint8), t_rel)          # another size: not written
+    rec.close()
+    cap.release()
+    assert rec.frames == 40 and rec.skipped == 1
+    times = read_frame_times(rec_dir / "frames.csv")
+    assert len(times) == 40 and np.all(np.diff(times) > 0) and times[0] == pytest.approx(t0 + 20.0)
+    with (rec_dir / "frames.csv").open("a") as f:
+        f.write("40,17")                                       # cut mid-row
+    assert len(read_frame_times(rec_dir / "frames.csv")) == 40
+
+    out = tmp_path / "out"
+    assert replay_main([str(rec_dir), "--hfov-deg", "60", "--no-video-out", "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["frames"] == 40 and s["frames_with_detections"] >= 36
+    t_det = [r["t_capture_s"] for r in map(json.loads, (out / "decisions.jsonl").read_text().splitlines())
+             if r["kind"] == "detections"]
+    assert np.allclose(t_det, times, atol=1e-6)
+    (rec_dir / "second.ulg").write_bytes(b"x")
+    assert replay_main([str(rec_dir), "--out", str(out)]) == 2
+    assert "exactly one .tlog or .ulg" in capsys.readouterr().err
