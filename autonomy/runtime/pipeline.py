@@ -75,12 +75,18 @@ class PipelineConfig:
     cue_roi: bool = True                # re-detect at native resolution where the cue says the target is
     cue_roi_px: float = 256.0           # window side (grown to 3 sigma of the cue position, capped at 2x)
     cue_roi_until_confirmed: bool = True  # stop once a confirmed track exists (its own ROI takes over)
+    cross_class_nms_iou: float = 0.5    # one box per object: of boxes of different classes overlapping by more
+                                        # than this, keep the best-scoring one (0: off). The shipped model often
+                                        # puts a "drone" and a "bird" box on one small target; both would start
+                                        # tracks and split the class evidence.
 
     def __post_init__(self) -> None:
         if self.roi_min_px < 8 or self.roi_box_factor <= 0 or self.roi_max_tracks_n < 0:
             raise PipelineError("roi_min_px >= 8, roi_box_factor > 0 and roi_max_tracks_n >= 0 are required")
         if not 0.0 < self.roi_merge_iou <= 1.0 or self.status_period_s <= 0:
             raise PipelineError("roi_merge_iou in (0, 1] and status_period_s > 0 are required")
+        if not 0.0 <= self.cross_class_nms_iou <= 1.0:
+            raise PipelineError("cross_class_nms_iou in [0, 1] is required (0: off)")
 
 
 @dataclass
@@ -131,6 +137,28 @@ def merge_detections(base: Detections, extra: Detections, iou: float) -> Detecti
         sc = np.concatenate([sc, np.array(add_s)])
         cid = np.concatenate([cid, np.array(add_c, dtype=np.int64)])
     return Detections(base.t_capture_s, xyxy, sc, cid, base.class_names)
+
+
+def suppress_cross_class(dets: Detections, iou: float) -> Detections:
+    """Class-agnostic suppression: greedily, by descending score, drop every box that overlaps a kept box
+    of ANOTHER class by more than ``iou`` (same-class overlaps were already settled by the detector's NMS).
+    The frame then carries one class per object: its most confident one."""
+    n = len(dets)
+    if n < 2 or iou <= 0.0:
+        return dets
+    order = np.argsort(-dets.scores, kind="stable")
+    keep: list[int] = []
+    for k in order:
+        if keep:
+            kb = np.asarray(keep)
+            other = dets.class_ids[kb] != dets.class_ids[k]
+            if np.any(other & (_iou(dets.xyxy_px[k], dets.xyxy_px[kb]) > iou)):
+                continue
+        keep.append(int(k))
+    if len(keep) == n:
+        return dets
+    kb = np.sort(np.asarray(keep))
+    return Detections(dets.t_capture_s, dets.xyxy_px[kb], dets.scores[kb], dets.class_ids[kb], dets.class_names)
 
 
 class Pipeline:
@@ -219,6 +247,8 @@ class Pipeline:
                     dets = merge_detections(dets, roi, cfg.roi_merge_iou)
                     rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))
             self.timer.record("cue_roi", self._wall() - w2)
+        if cfg.cross_class_nms_iou > 0.0:
+            dets = suppress_cross_class(dets, cfg.cross_class_nms_iou)
         return dets, rois
 
     def _cue_window(self, image: np.ndarray, q: np.ndarray, t_s: float):

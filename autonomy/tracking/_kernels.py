@@ -62,7 +62,9 @@ C_ORDER = 17            # 2 = CV, 3 = CA
 C_MISS_COST = 18        # cost of leaving a track unassigned (normally = gate)
 C_TENT_PENALTY = 19     # added to a tentative track's association costs so established tracks win ties
 C_W_LOGDET = 20         # weight of ln(det S / det R) in the association cost (0: plain Mahalanobis)
-N_CFG = 21
+C_CLASS_TAU_S = 21      # time constant of the class votes' exponential forgetting, s (0: never forget)
+C_CLASS_SWITCH = 22     # a confirmed track changes class only when the challenger's votes exceed this x its own
+N_CFG = 23
 
 # ---- intrinsics vector ``intr``: fx, fy, cx, cy, k1, k2, p1, p2, k3 ----
 N_INTR = 9
@@ -752,9 +754,27 @@ def initiate(x, p, basis, los, logsize, sig_ang, cfg):
 
 # ============================ the fused step ============================
 
-# integer per-track fields ``ist`` (N, 4) and float per-track fields ``fst`` (N, 5)
-I_STATUS, I_ID, I_HITS, I_MISSES, I_DET = 0, 1, 2, 3, 4
-N_IST = 5
+@njit(cache=True)
+def class_estimate(fst_row, current, sticky, switch_ratio):
+    """The class a track reports, from its (exponentially forgotten, score-weighted) votes
+    ``fst_row[F_VOTES:]``: the argmax while the track is tentative (``sticky`` False); once confirmed it
+    keeps ``current`` unless another class's votes exceed ``switch_ratio`` x those of ``current``, so one
+    detection (or a short run of them) of another class never re-labels an established track, while
+    evidence that dominates over the vote memory does (e.g. a drone track that turns out to be a bird)."""
+    best = 0
+    for c in range(1, MAX_CLASSES):
+        if fst_row[F_VOTES + c] > fst_row[F_VOTES + best]:
+            best = c
+    if not sticky or best == current:
+        return best
+    if fst_row[F_VOTES + best] > switch_ratio * fst_row[F_VOTES + current]:
+        return best
+    return current
+
+
+# integer per-track fields ``ist`` (N, 6) and float per-track fields ``fst`` (N, 5 + MAX_CLASSES)
+I_STATUS, I_ID, I_HITS, I_MISSES, I_DET, I_CLASS = 0, 1, 2, 3, 4, 5   # class: the track's reported class
+N_IST = 6
 F_T_FIRST, F_T_LAST_HIT, F_T_STATE, F_SCORE, F_ASPECT, F_VOTES = 0, 1, 2, 3, 4, 5   # votes: MAX_CLASSES
 N_FST = 5 + MAX_CLASSES
 # exported rows: out_f (N, 23) and out_i (N, 6)
@@ -818,9 +838,14 @@ def step(
             k += 1
     live = live[:k]
     dts = np.empty(k)
+    tau = cfg[C_CLASS_TAU_S]
     for r in range(k):
         dts[r] = t_s - fst[live[r], F_T_STATE]
         fst[live[r], F_T_STATE] = t_s
+        if tau > 0.0 and dts[r] > 0.0:
+            fade = math.exp(-dts[r] / tau)
+            for c in range(MAX_CLASSES):
+                fst[live[r], F_VOTES + c] *= fade
     predict_batch(x, p, live, dts, order, cfg[C_Q_ANG], cfg[C_Q_LOGSIZE])
     # 3. gate
     cost = np.empty((k, m))
@@ -867,6 +892,8 @@ def step(
             fst[i, F_T_LAST_HIT] = t_s
             fst[i, F_SCORE] = (1 - alpha) * fst[i, F_SCORE] + alpha * det_score[j]
             fst[i, F_VOTES + det_class[j]] += det_score[j]
+            ist[i, I_CLASS] = class_estimate(fst[i], ist[i, I_CLASS], ist[i, I_STATUS] != TENTATIVE,
+                                             cfg[C_CLASS_SWITCH])
             ar = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
             fst[i, F_ASPECT] = (1 - beta) * fst[i, F_ASPECT] + beta * ar
             st = ist[i, I_STATUS]
@@ -913,6 +940,7 @@ def step(
         fst[i, F_SCORE] = det_score[j]
         fst[i, F_VOTES:F_VOTES + MAX_CLASSES] = 0.0
         fst[i, F_VOTES + det_class[j]] = det_score[j]
+        ist[i, I_CLASS] = det_class[j]
         fst[i, F_ASPECT] = math.log((xyxy[j, 2] - xyxy[j, 0]) / (xyxy[j, 3] - xyxy[j, 1]))
         ist[i, I_DET] = j
     # 7. export
@@ -986,11 +1014,7 @@ def export(x, p, basis, ist, fst, r_ned_cam, intr, t_s, out_f, out_i):
         oi[OI_STATUS] = ist[i, I_STATUS]
         oi[OI_HITS] = ist[i, I_HITS]
         oi[OI_MISSES] = ist[i, I_MISSES]
-        best = 0
-        for c in range(1, MAX_CLASSES):
-            if fst[i, F_VOTES + c] > fst[i, F_VOTES + best]:
-                best = c
-        oi[OI_CLASS] = best
+        oi[OI_CLASS] = ist[i, I_CLASS]
         oi[OI_SLOT] = i
         n += 1
     return n
