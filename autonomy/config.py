@@ -50,6 +50,7 @@ class LinkSettings:
     streamer_rate_hz: float = 50.0
     streamer_max_age_s: float = 0.2
     streamer_hand_back_after_s: float = 2.0
+    tlog_path: str | None = None       # record the link here (set per flight by `autonomy fly` under record_dir)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class CompanionConfig:
         key = load_signing_key(lk.signing_key_path) if lk.signing_key_path else None
         return BridgeConfig(
             LinkConfig(lk.url, baud=lk.baud, source_system=lk.source_system, source_component=lk.source_component,
-                       connect_timeout_s=min(lk.connect_timeout_s, 5.0), signing_key=key),
+                       connect_timeout_s=min(lk.connect_timeout_s, 5.0), signing_key=key, tlog_path=lk.tlog_path),
             streamer=StreamerConfig(lk.streamer_rate_hz, lk.streamer_max_age_s, lk.streamer_hand_back_after_s),
             command_timeout_s=lk.command_timeout_s, link_lost_s=lk.link_lost_s)
 

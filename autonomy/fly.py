@@ -143,11 +143,18 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     from autonomy.runtime.recorder import FlightRecorder
     from autonomy.types import Setpoint
 
-    rec = None
+    rec = cam_rec = None
     if cfg.service.record_dir:
-        d = Path(cfg.service.record_dir)
+        # one folder per flight: the link's flight.tlog (see main), flight.jsonl (every pipeline step and
+        # decision), camera.mp4 + frames.csv (the frames processed, stamped on the tlog's clock); together they
+        # are what `autonomy replay FOLDER` re-runs
+        from autonomy.replay.record import CameraRecorder
+
+        d = Path(cfg.link.tlog_path).parent if cfg.link.tlog_path else Path(cfg.service.record_dir)
         d.mkdir(parents=True, exist_ok=True)
-        rec = FlightRecorder(d / time.strftime("flight-%Y%m%d-%H%M%S.jsonl"))
+        rec = FlightRecorder(d / "flight.jsonl")
+        off = bridge.link.tlog_clock_offset_s
+        cam_rec = CameraRecorder(d, cfg.camera.camera.fps, off if off is not None else time.time() - clock.now_s())
     machine = EngagementMachine(cfg.engagement, cfg.camera.camera, bridge.flavour.autopilot)
     pipe = Pipeline(cfg.pipeline, cfg.camera.camera, bridge, machine, tracker, detector, clock, recorder=rec,
                     on_status=bridge.send_statustext)
@@ -171,6 +178,8 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
             fr = source.read(timeout_s=period) if source is not None else None
             if fr is not None:
                 res = pipe.process_frame(fr.image, fr.t_capture_s)
+                if cam_rec is not None:
+                    cam_rec.write(fr.image, fr.t_capture_s)
             else:
                 if source is not None and source.error and not camera_lost_said:
                     camera_lost_said = True
@@ -192,6 +201,8 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     finally:
         if rec is not None:
             rec.close()
+        if cam_rec is not None:
+            cam_rec.close()
     lat = pipe.timer.summary("latency") if "latency" in pipe.timer.stages() else None
     out = {"final_state": machine.state.value, "frames": pipe.frames_processed,
            "dropped_frames": getattr(source, "dropped_frames", 0),
@@ -210,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary", default=None, help="write the flight summary JSON here")
     ap.add_argument("--link-url", default=None, help="override [link] url (e.g. another simulator port)")
     ap.add_argument("--camera-source", default=None, help="override [camera] source")
+    ap.add_argument("--record-dir", default=None, help="override [service] record_dir (a folder per flight: "
+                    "flight.tlog, flight.jsonl, camera.mp4, frames.csv; replay with `autonomy replay FOLDER`)")
     args = ap.parse_args(argv)
     import os
 
@@ -232,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, link=replace(cfg.link, url=args.link_url))
     if args.camera_source:
         cfg = replace(cfg, camera=replace(cfg.camera, source=args.camera_source))
+    if args.record_dir:
+        cfg = replace(cfg, service=replace(cfg.service, record_dir=args.record_dir))
+    if cfg.service.record_dir and not args.check_only:
+        flight_dir = Path(cfg.service.record_dir) / time.strftime("flight-%Y%m%d-%H%M%S")
+        cfg = replace(cfg, link=replace(cfg.link, tlog_path=str(flight_dir / "flight.tlog")))
     clock = MonotonicClock()
     source = bridge = None
     stopping = {"flag": False}

@@ -298,6 +298,12 @@ class Link:
         return not getattr(self._conn, "closed_by_peer", False)
 
     @property
+    def tlog_clock_offset_s(self) -> float | None:
+        """Unix time minus the link clock as stamped in the recording (None when not recording)."""
+        w = self._tlog
+        return None if w is None else w.offset_s
+
+    @property
     def signing(self) -> bool:
         return self.config.signing_key is not None
 
