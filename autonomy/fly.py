@@ -168,7 +168,12 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
         # streamed until the engagement commands something (never on a real vehicle: auto_arm = false)
         bridge.engage(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)), timeout_s=5.0)
         if not bridge.armed:
-            bridge.arm(wait_s=3.0)
+            bridge.arm()
+            t_arm = clock.now_s() + 3.0
+            # keep the hold fresh while the armed HEARTBEAT comes (else the dead-man watchdog brakes)
+            while not bridge.armed and clock.now_s() < t_arm:
+                bridge.set_setpoint(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)))
+                bridge.wait_for(lambda: bridge.armed, 0.05)
         engaged = True
         _say(f"auto_arm: {bridge.mode}, armed={bridge.armed}")
     try:

@@ -98,7 +98,7 @@ class RealtimeWorld:
 
     def __init__(self, sc: Scenario, autopilot_port: int, companion_port: int, http_port: int,
                  width_px: int = 1280, height_px: int = 720, fps: float = 30.0, tilt_up_deg: float = 45.0,
-                 kill_radius_m: float = 1.5, jpeg_quality: int = 90) -> None:
+                 kill_radius_m: float = 1.5, jpeg_quality: int = 90, start_on_arm: bool = True) -> None:
         from sitl.render import Renderer, SceneParams
 
         self.sc = sc
@@ -106,6 +106,7 @@ class RealtimeWorld:
         self.renderer = Renderer(self.cam, SceneParams(seed=sc.seed))
         self.rng = np.random.default_rng([sc.seed, 13])
         self.kill_radius_m = kill_radius_m
+        self.start_on_arm = start_on_arm
         self.jpeg_quality = jpeg_quality
         self.s_ap = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.s_ap.bind((HOST, autopilot_port))
@@ -223,7 +224,14 @@ class RealtimeWorld:
         if self.origin is None or self.t_world_s is None:
             return
         if self._t_start is None:
-            self._t_start = self.t_world_s    # the scenario starts when the vehicle is known
+            # the scenario (targets, cues) starts when the vehicle is known and, with start_on_arm, armed: the
+            # companion arms only after its self-check (model and numba warm-up, camera, link), so its start-up
+            # time is not taken out of the engagement (as in lockstep, where the world arms before the cue)
+            if self.start_on_arm and not self.armed:
+                self.texts.clear()
+                return
+            self._t_start = self.t_world_s
+            print(f"START scenario t_ap={self.t_world_s:.2f} s", flush=True)
         t = self.t_world_s - self._t_start
         c = self.sc.cue
         if t >= self._next_cue:
@@ -329,10 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--max-wall-s", type=float, default=600.0)
     ap.add_argument("--result", default=None, help="write the result JSON here")
+    ap.add_argument("--start-on", choices=["arm", "telemetry"], default="arm",
+                    help="start the scenario clock when the vehicle is armed (default; the companion arms after "
+                         "its self-check) or as soon as its telemetry arrives")
     a = ap.parse_args(argv)
     sc = quick_scenario(a.seed) if a.scenario == "quick" else make_scenario(a.scenario, a.seed)
     try:
-        w = RealtimeWorld(sc, a.autopilot_port, a.companion_port, a.http_port, a.width, a.height, a.fps)
+        w = RealtimeWorld(sc, a.autopilot_port, a.companion_port, a.http_port, a.width, a.height, a.fps,
+                          start_on_arm=a.start_on == "arm")
     except OSError as exc:
         print(f"video_server: cannot bind: {exc}", file=sys.stderr)
         return 2
