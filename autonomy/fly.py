@@ -31,6 +31,15 @@ class SelfCheckError(RuntimeError):
     """One failed start-up check: ``str()`` is the one line printed to the user."""
 
 
+def config_identity(path: str | Path) -> dict:
+    """Which companion TOML drove a run: resolved path and SHA-256 of its bytes (the lockstep runner reports
+    the same, so a test can check that one file drives both the simulation and the real-time service)."""
+    import hashlib
+
+    p = Path(path).resolve()
+    return {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+
+
 def _say(msg: str) -> None:
     print(f"autonomy fly: {msg}", flush=True)
 
@@ -274,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         _say("running (waiting for a cue)")
         summary = run_service(cfg, bridge, source, detector, tracker, clock, lambda: stopping["flag"])
+        summary["config"] = config_identity(args.config)
         _say(f"stopped: {summary['final_state']}, {summary['frames']} frames, dropped {summary['dropped_frames']}, "
              f"latency p50 {summary['latency_p50_ms']} ms p99 {summary['latency_p99_ms']} ms")
         if args.summary:

@@ -79,6 +79,7 @@ class RunResult:
     no_engage_violations: int = 0       # TERMINAL inside a no-engage zone, or a hit inside one
     confusers_engaged: int = 0          # TERMINAL on a track whose LOS is on a bird (<= 2 deg, nearest), or a hit on one
     safety_notes: list = field(default_factory=list)  # why a safety flag was raised (first occurrence each)
+    config: dict = field(default_factory=dict)        # the companion TOML: path and sha256 (autonomy.fly)
 
     def summary(self) -> dict:
         return {
@@ -88,7 +89,7 @@ class RunResult:
             "t_end_s": round(self.t_end_s, 2), "final_state": self.final_state, "frames": self.frames,
             "latency_ms": self.latency, "stages_ms": self.stages, "wall_s": round(self.wall_s, 1),
             "authorized_tracks": self.authorized_tracks,
-            "decisions": self.decisions,
+            "decisions": self.decisions, "config": self.config,
         }
 
 
@@ -122,6 +123,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
                    progress: bool = False) -> RunResult:
     """Fly ``sc`` in lockstep through the full pipeline; see the module docstring."""
     from autonomy.config import load_config
+    from autonomy.fly import config_identity
     from autonomy.tracking import Tracker
     from sitl.render import Renderer, SceneParams
 
@@ -209,6 +211,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             authorized_tracks=sorted(world.authorized_tracks),
             speed_end_mps=float(np.linalg.norm(world.ap.vel_ned_mps)),
             **safety.finish(world, eng_cfg),
+            config=config_identity(opts.config_path or SITL_CONFIG),
         )
         res.t0 = world._t0  # type: ignore[attr-defined]
         return res
