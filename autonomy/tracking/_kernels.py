@@ -64,7 +64,8 @@ C_TENT_PENALTY = 19     # added to a tentative track's association costs so esta
 C_W_LOGDET = 20         # weight of ln(det S / det R) in the association cost (0: plain Mahalanobis)
 C_CLASS_TAU_S = 21      # time constant of the class votes' exponential forgetting, s (0: never forget)
 C_CLASS_SWITCH = 22     # a confirmed track changes class only when the challenger's votes exceed this x its own
-N_CFG = 23
+C_DROP_DUP_COAST = 23   # 1: delete a coasting track whose LOS lies on a confirmed track updated this frame
+N_CFG = 24
 
 # ---- intrinsics vector ``intr``: fx, fy, cx, cy, k1, k2, p1, p2, k3 ----
 N_INTR = 9
@@ -913,6 +914,25 @@ def step(
             ist[i, I_STATUS] = FREE
         if ist[i, I_STATUS] != FREE:
             recentre(x[i], p[i], basis[i], order)
+    # 5b. a coasting track that sits on a confirmed track updated this frame is a duplicate of that object
+    # (both were alive when the detections came back and the other won the assignment): delete it, so that
+    # users following its id (the engagement) re-associate to the live one instead of homing on a prediction
+    if cfg[C_DROP_DUP_COAST] > 0.0:
+        for r in range(k):
+            i = live[r]
+            if ist[i, I_STATUS] != COASTING:
+                continue
+            var_i = max(p[i, 0, 0], p[i, 1, 1])
+            for r2 in range(k):
+                j = live[r2]
+                if j == i or ist[j, I_STATUS] != CONFIRMED or ist[j, I_DET] < 0:
+                    continue
+                c = basis[i, 0, 0] * basis[j, 0, 0] + basis[i, 0, 1] * basis[j, 0, 1] + basis[i, 0, 2] * basis[j, 0, 2]
+                ang = math.acos(min(1.0, max(-1.0, c)))
+                # within the object's own angular extent, or inside the coasting track's 3-sigma position gate
+                if ang < max(math.exp(x[j, 2]), 3.0 * math.sqrt(var_i + max(p[j, 0, 0], p[j, 1, 1]))):
+                    ist[i, I_STATUS] = FREE
+                    break
     # 6. initiate tracks from unused, confident detections
     info[1] = 0
     slot = 0

@@ -55,6 +55,12 @@ class TrackerConfig:
     sub-second) flicker never re-labels a confirmed track, while about 3.3 s of consistent other-class
     evidence does. Why: the engagement machine drops a track whose class is a confuser, and the shipped
     model calls a small quad "bird" in 30-50 % of frames at some ranges.
+
+    ``drop_coasting_duplicates``: a coasting track whose LOS lies within the angular extent (or the 3-sigma
+    position gate) of a confirmed track updated in the same step is deleted as a duplicate of that object. Off
+    by default (the evaluation sets were tuned without it); on in the simulator config, where a long coast
+    (``max_coast_s``) otherwise left the engagement homing on a stale duplicate while the live track had the
+    detections. Cost: a real second target hidden behind the first for a moment loses its track.
     """
 
     motion_model: str = "cv"            # "cv" or "ca"
@@ -80,6 +86,7 @@ class TrackerConfig:
     w_logdet: float = 0.75              # established tracks' cost d^2 + w_logdet * ln(det S / det R)
     class_memory_s: float = 3.0         # class votes fade with this time constant (0: never forget)
     class_switch_ratio: float = 2.0     # a confirmed track changes class only on this much more evidence
+    drop_coasting_duplicates: bool = False  # delete a coasting track lying on a confirmed one updated this frame
 
     def __post_init__(self) -> None:
         if self.motion_model not in ("cv", "ca"):
@@ -129,6 +136,7 @@ class TrackerConfig:
         c[K.C_W_LOGDET] = self.w_logdet
         c[K.C_CLASS_TAU_S] = self.class_memory_s
         c[K.C_CLASS_SWITCH] = self.class_switch_ratio
+        c[K.C_DROP_DUP_COAST] = 1.0 if self.drop_coasting_duplicates else 0.0
         return c
 
     @classmethod

@@ -212,3 +212,27 @@ def test_config_from_toml(tmp_path):
         TrackerConfig.from_toml(p)
     with pytest.raises(TrackingError):
         TrackerConfig(max_coast_s=float("nan"))
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_coasting_duplicate_of_a_live_track_is_deleted_when_enabled(drop):
+    """The detections of one big object jump 50 px (outside the first track's gate): a second track starts and
+    is confirmed while the first coasts next to it. With ``drop_coasting_duplicates`` the coasting duplicate
+    (inside the live track's angular extent) is deleted at once; without, it coasts on to ``max_coast_s``."""
+    tr = Tracker(TrackerConfig(drop_coasting_duplicates=drop), CAM)
+    q = np.array([1.0, 0, 0, 0])
+    c = CAM.intrinsics
+    a = [c.cx_px - 30, c.cy_px - 30, c.cx_px + 30, c.cy_px + 30]
+    b = [a[0] + 50, a[1], a[2] + 50, a[3]]
+    for f in range(10):
+        tl = tr.step(_det(f / 30, [a]), q, f / 30)
+    first = int(tl.ids[0])
+    for f in range(10, 14):
+        tl = tr.step(_det(f / 30, [b]), q, f / 30)
+    ids = {t.track_id: t.status for t in tl}
+    second = [i for i in ids if i != first]
+    assert len(second) == 1 and ids[second[0]] is TrackStatus.CONFIRMED
+    if drop:
+        assert first not in ids
+    else:
+        assert ids[first] is TrackStatus.COASTING
