@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.split import SVANSTROM, VideoInfo, read_labels, split_videos
+from models.split import SVANSTROM, VALIDATION_VIDEOS, VideoInfo, read_labels, split_videos
 
 CANVAS_WH = (640, 512)
 
@@ -92,9 +92,14 @@ def read_yolo_folder(images_dir: Path, labels_dir: Path, tag: str) -> FrameSet:
 
 
 def load_training_set(data_root: Path, every: int = 2, synthetic_dirs: list[Path] | tuple = (),
-                      max_videos: int | None = None) -> FrameSet:
-    """The TRAINING split: Svanström train clips (every ``every``-th frame), Anti-UAV YOLO frames, renders."""
+                      max_videos: int | None = None, exclude_val: bool = False) -> FrameSet:
+    """The TRAINING split: Svanström train clips (every ``every``-th frame), Anti-UAV YOLO frames, renders.
+
+    ``exclude_val`` leaves out the validation clips (``models.split.VALIDATION_VIDEOS``, a subset of train).
+    """
     train, _ = split_videos(data_root)
+    if exclude_val:
+        train = [v for v in train if v.name not in VALIDATION_VIDEOS]
     if max_videos is not None:
         train = train[:max_videos]
     imgs, boxes, src = [], [], []

@@ -140,10 +140,14 @@ def summarise(results: list[dict], meta: dict[str, tuple[str, str, str]]) -> dic
 
 
 def build_jobs(data_root: Path, model: str, every: int, threshold: float, iou_thr: float, max_frames: int,
-               sensors: tuple[str, ...] = ("visible", "ir"), include_seq18: bool = True):
-    from models.split import read_labels
+               sensors: tuple[str, ...] = ("visible", "ir"), include_seq18: bool = True, split: str = "heldout"):
+    from models.split import VALIDATION_VIDEOS, read_labels
 
-    _, held = split_videos(data_root)
+    train, held = split_videos(data_root)
+    if split == "val":  # the validation carve-out of TRAIN (for comparing runs); never the held-out clips
+        held, include_seq18 = [v for v in train if v.name in VALIDATION_VIDEOS], False
+    elif split != "heldout":
+        raise ValueError(f"split must be 'heldout' or 'val', got {split!r}")
     jobs, meta = [], {}
     for v in held:
         if v.sensor not in sensors:
@@ -168,14 +172,14 @@ def build_jobs(data_root: Path, model: str, every: int, threshold: float, iou_th
 
 def evaluate(model: str, data_root: Path, every: int = 1, threshold: float = 0.4, iou_thr: float = 0.5,
              max_frames: int = 0, workers: int = 1, sensors: tuple[str, ...] = ("visible", "ir"),
-             include_seq18: bool = True) -> dict:
-    jobs, meta = build_jobs(data_root, model, every, threshold, iou_thr, max_frames, sensors, include_seq18)
+             include_seq18: bool = True, split: str = "heldout") -> dict:
+    jobs, meta = build_jobs(data_root, model, every, threshold, iou_thr, max_frames, sensors, include_seq18, split)
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
             results = list(ex.map(_eval_clip, jobs))
     else:
         results = [_eval_clip(j) for j in jobs]
-    return {"model": model, "every": every, "iou": iou_thr, "threshold": threshold,
+    return {"model": model, "split": split, "every": every, "iou": iou_thr, "threshold": threshold,
             "groups": summarise(results, meta),
             "clips": {r["clip"]: {"frames": r["frames"], "gt": r["gt"], "fp_frames": r["fp_frames_at_threshold"],
                                   "tp_at_thr": int(sum(t for s, t in zip(r["scores"], r["tp"]) if s >= threshold))}
@@ -202,9 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default=None, help="write the JSON report here")
+    ap.add_argument("--split", default="heldout", choices=("heldout", "val"),
+                    help="heldout (the measurement) or val (train-clip carve-out for comparing runs)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    rep = evaluate(args.model, Path(args.data), args.every, args.threshold, args.iou, args.max_frames, args.workers)
+    rep = evaluate(args.model, Path(args.data), args.every, args.threshold, args.iou, args.max_frames, args.workers,
+                   split=args.split)
     print(format_table(rep))
     print(f"({time.perf_counter() - t0:.0f} s)")
     if args.out:

@@ -35,6 +35,14 @@ HELDOUT_VIDEOS: frozenset[str] = frozenset(
     }
 )
 HELDOUT_EXTRA: tuple[str, ...] = ("anti_uav_ir_track/seq18",)
+# A VALIDATION carve-out of the TRAIN clips (never held-out ones): training runs that compare variants leave
+# these out (``models.train --holdout-val``) and are compared on them (``models.evaluate --split val``), so
+# that no choice is ever made on the held-out clips. One clip per visible drone bin, one visible bird and
+# airplane, one IR drone.
+VALIDATION_VIDEOS: frozenset[str] = frozenset(
+    {"V_DRONE_086", "V_DRONE_085", "V_DRONE_105", "V_BIRD_040", "V_AIRPLANE_032", "IR_DRONE_087"}
+)
+assert not VALIDATION_VIDEOS & HELDOUT_VIDEOS
 TRAIN_EXTRA: tuple[str, ...] = ("anti_uav_ir_yolo",)
 
 
@@ -114,6 +122,7 @@ def split_document(data_root: Path) -> dict:
 
     return {
         "rule": "split by whole video; held-out = models/split.py HELDOUT_VIDEOS",
+        "validation_subset_of_train": sorted(VALIDATION_VIDEOS),
         "train": rows(train) + [{"video": x} for x in TRAIN_EXTRA],
         "heldout": rows(held) + [{"video": x} for x in HELDOUT_EXTRA],
     }

@@ -1,11 +1,16 @@
 """Train TinyCenterNet on the real training split (+ optional synthetic renders) and export ONNX.
 
-Reproduce the shipped model (one H100, ~7 min; see models/MODEL_CARD.md):
+Reproduce the shipped model (v1 layout = ``ArchSpec()`` defaults; one H100, ~7 min; see models/MODEL_CARD.md):
     for s in $(seq 0 15); do python -m sitl.render.dataset --out /tmp/syn/s$s --n 160 --seed $((100+s)) & done; wait
     python -m models.train --data ../shared/data --device cuda --steps 4373 --batch 384 --lr 4e-3 --every 2 \
         --synthetic /tmp/syn/s* --out models/detector.onnx
 (the shipped run used ``--steps 60000 --minutes 6.0``: a wall-time-capped cosine schedule that stopped at step
-4373; ``--steps 4373`` gives the same schedule by step count.)
+4373; ``--steps 4373`` gives the same schedule by step count. On CUDA the precision and memory layout are now
+chosen by a short speed test (``autotune``); the shipped run used bf16 autocast, NCHW.)
+The session-2 candidate (v2 patch-stem layout, hard negatives; NOT shipped, see the model card):
+    python -m sitl.render.dataset --out /tmp/syn --n 1600 --seed 100 --workers 16
+    python -m models.train --data ../shared/data --device cuda --steps 10791 --batch 384 --lr 4e-3 --every 2 \
+        --synthetic /tmp/syn --arch v2 --conf-neg-weight 3 --out /tmp/candidate.onnx
 CPU (slower, fewer frames, same recipe):
     python -m models.train --data ../shared/data --device cpu --steps 1500 --batch 16 --every 10 \
         --out models/detector.onnx
@@ -14,7 +19,10 @@ Training samples are 256x256 crops taken from whole 640x512 canvases with a rand
 0.6-1.6, translation, horizontal flip) via ``grid_sample``, 60 % centred near a labelled object (frames
 chosen class-balanced by their first box, so confusers are seen as often as drones), plus photometric jitter
 (brightness, contrast, grayscale, noise). Loss: CenterNet focal loss on the per-class heatmap + L1 on centre
-offset and log size + an IoU loss on the decoded box, at the object's centre cell.
+offset and log size + an IoU loss on the decoded box, at the object's centre cell. Hard negatives: the drone
+channel's negative loss is weighted x``--conf-neg-weight`` on bird/airplane/helicopter objects.
+``--holdout-val`` leaves the validation clips (a carve-out of train) out, for comparing runs without ever
+looking at the held-out clips.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise SystemExit("models.train needs torch: pip install '.[train]'") from exc
 
-from models.arch import STRIDE, ExportWrapper, TinyCenterNet
+from models.arch import STRIDE, V2_PATCH, ArchSpec, ExportWrapper, TinyCenterNet
 from models.data import CANVAS_WH, load_training_set
 from models.split import CLASSES
 
@@ -62,6 +70,7 @@ class Sampler:
             m = min(len(b), k)
             pad[i, :m] = b[:m]
             count[i] = m
+        self.boxes_np = pad
         self.boxes = torch.from_numpy(pad).to(device)
         self.count = count
         self.crop = crop
@@ -75,6 +84,8 @@ class Sampler:
         w = 1.0 / np.maximum(freq[first], 1.0)
         self.p_centred = w / w.sum()
         self.H, self.W = images.shape[1:3]
+        # source window that holds any crop at the smallest scale (0.6), even-sized, within the canvas
+        self.win = int(min(self.H, self.W, 2 * math.ceil(crop / 0.6 / 2) + 8))
 
     def batch(self, b: int):
         g, C, W, H, dev = self.gen, self.crop, self.W, self.H, self.dev
@@ -86,33 +97,51 @@ class Sampler:
         cx = g.uniform(0, W, b)
         cy = g.uniform(0, H, b)
         j = np.floor(g.random(b) * np.maximum(self.count[idx], 1)).astype(np.int64)
-        sel = self.boxes[torch.from_numpy(idx).to(dev), torch.from_numpy(j).to(dev)].cpu().numpy()
+        sel = self.boxes_np[idx, j]  # host copy: no device sync, so the GPU keeps the previous step queued
         cx = np.where(centred, 0.5 * (sel[:, 1] + sel[:, 3]) + g.uniform(-0.8, 0.8, b) * half, cx)
         cy = np.where(centred, 0.5 * (sel[:, 2] + sel[:, 4]) + g.uniform(-0.8, 0.8, b) * half, cy)
         theta = np.zeros((b, 2, 3), np.float32)
-        theta[:, 0, 0] = C * flip / (scale * W)
-        theta[:, 0, 2] = 2 * cx / W - 1
-        theta[:, 1, 1] = C / (scale * H)
-        theta[:, 1, 2] = 2 * cy / H - 1
-        idx_t = torch.from_numpy(idx).to(dev)
-        src = self.images[idx_t].permute(0, 3, 1, 2).float() / 255.0
-        grid = F.affine_grid(torch.from_numpy(theta).to(dev), (b, 3, C, C), align_corners=False)
+        # Gather a WIN x WIN window around each crop centre first (the crop never needs more than
+        # C / 0.6 px of source), then resample only that: ~4x fewer bytes than sampling whole canvases.
+        win = self.win
+        ox = np.clip(np.round(cx - win / 2), 0, W - win).astype(np.int64)
+        oy = np.clip(np.round(cy - win / 2), 0, H - win).astype(np.int64)
+        theta[:, 0, 0] = C * flip / (scale * win)
+        theta[:, 0, 2] = 2 * (cx - ox) / win - 1
+        theta[:, 1, 1] = C / (scale * win)
+        theta[:, 1, 2] = 2 * (cy - oy) / win - 1
+        gray = g.random(b) < 0.2
+        contrast = g.uniform(0.6, 1.4, b)
+        bright = g.uniform(-0.15, 0.15, b)
+        noise = g.uniform(0, 0.03, b)
+        # every per-sample number in ONE host->device copy (pinned, asynchronous on CUDA): a pageable copy
+        # would wait for the previous step's GPU work and serialise the CPU-side sampling with it
+        host = np.stack([idx, ox, oy, *theta.reshape(b, 6).T, gray, contrast, bright, noise, scale, flip, cx, cy,
+                         self.count[idx]], 1).astype(np.float64)
+        ht = torch.from_numpy(host)
+        if dev.type == "cuda":
+            ht = ht.pin_memory().to(dev, non_blocking=True)
+        else:
+            ht = ht.to(dev)
+        idx_t = ht[:, 0].long()
+        ar = torch.arange(win, device=dev)
+        ys = ht[:, 2].long()[:, None] + ar[None]
+        xs = ht[:, 1].long()[:, None] + ar[None]
+        patch = self.images[idx_t[:, None, None], ys[:, :, None], xs[:, None, :]]  # (b, win, win, 3) uint8
+        src = patch.permute(0, 3, 1, 2).float() / 255.0
+        grid = F.affine_grid(ht[:, 3:9].float().view(b, 2, 3), (b, 3, C, C), align_corners=False)
         x = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         # photometric jitter
-        gray = torch.from_numpy(g.random(b) < 0.2).to(dev)
+        col = lambda k: ht[:, k].float().view(b, 1, 1, 1)
         xm = x.mean(1, keepdim=True).expand_as(x)
-        x = torch.where(gray.view(b, 1, 1, 1), xm, x)
-        contrast = torch.from_numpy(g.uniform(0.6, 1.4, (b, 1, 1, 1)).astype(np.float32)).to(dev)
-        bright = torch.from_numpy(g.uniform(-0.15, 0.15, (b, 1, 1, 1)).astype(np.float32)).to(dev)
+        x = torch.where(col(9) > 0.5, xm, x)
         mean = x.mean((1, 2, 3), keepdim=True)
-        x = (x - mean) * contrast + mean + bright
-        noise = torch.from_numpy(g.uniform(0, 0.03, (b, 1, 1, 1)).astype(np.float32)).to(dev)
-        x = (x + noise * torch.randn_like(x)).clamp(0, 1)
+        x = (x - mean) * col(10) + mean + col(11)
+        x = (x + col(12) * torch.randn_like(x)).clamp(0, 1)
         # boxes into crop pixels: Xo = (X - cx) * s * f + C/2
         bx = self.boxes[idx_t]  # (b, K, 5)
-        valid = torch.arange(self.MAX_BOXES, device=dev)[None] < torch.from_numpy(self.count[idx]).to(dev)[:, None]
-        t = lambda a: torch.from_numpy(np.asarray(a, np.float32)).to(dev)[:, None]
-        s_, f_, cx_, cy_ = t(scale), t(flip), t(cx), t(cy)
+        valid = torch.arange(self.MAX_BOXES, device=dev)[None] < ht[:, 17].long()[:, None]
+        s_, f_, cx_, cy_ = (ht[:, k].float()[:, None] for k in (13, 14, 15, 16))
         xa = (bx[..., 1] - cx_) * s_ * f_ + C / 2
         xb = (bx[..., 3] - cx_) * s_ * f_ + C / 2
         ya = (bx[..., 2] - cy_) * s_ + C / 2
@@ -144,16 +173,26 @@ class Sampler:
         hm = (onehot[..., None, None] * gauss[:, :, None]).amax(1)  # (b,C,S,S)
         reg = torch.stack([cxs - ix - 0.5, cys - iy - 0.5, ws.clamp(min=0.25).log(), hs.clamp(min=0.25).log()], -1)
         ind = (iy * S + ix).long()
-        return hm, reg, ind, valid.float()
+        conf = hm[:, 1:].amax(1, keepdim=True) if nc > 1 else torch.zeros_like(hm[:, :1])  # (b,1,S,S)
+        return hm, reg, ind, valid.float(), conf
 
 
-def focal_loss(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """CenterNet variant of the focal loss (alpha=2, beta=4), normalised by the number of objects."""
+def focal_loss(logits: torch.Tensor, gt: torch.Tensor, conf: torch.Tensor | None = None,
+               conf_neg_weight: float = 1.0) -> torch.Tensor:
+    """CenterNet variant of the focal loss (alpha=2, beta=4), normalised by the number of objects.
+
+    Hard negatives: where a confuser (bird/airplane/helicopter) lies, ``conf`` (B,1,S,S) is its Gaussian; the
+    negative term of the *drone* channel (0) there is weighted up to ``conf_neg_weight`` (1 = plain loss).
+    """
     p = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
     pos = gt.ge(0.999).float()
     neg = 1.0 - pos
     pos_loss = torch.log(p) * (1 - p) ** 2 * pos
     neg_loss = torch.log(1 - p) * p ** 2 * (1 - gt) ** 4 * neg
+    if conf is not None and conf_neg_weight != 1.0:
+        wmap = torch.ones_like(gt)
+        wmap[:, 0:1] = 1.0 + (conf_neg_weight - 1.0) * conf
+        neg_loss = neg_loss * wmap
     n = pos.sum().clamp(min=1.0)
     return -(pos_loss.sum() + neg_loss.sum()) / n
 
@@ -177,10 +216,62 @@ def reg_loss(reg_pred: torch.Tensor, reg_t: torch.Tensor, ind: torch.Tensor, mas
     return l1 + ((1 - iou) * mask).sum() / n
 
 
+def parse_arch(text: str) -> ArchSpec:
+    """'c8=64,fpn=64' -> ArchSpec with those fields changed (integers); a leading 'v2' starts from V2_PATCH."""
+    kw: dict[str, int] = {}
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        if part == "v2":
+            kw.update(V2_PATCH)
+            continue
+        key, _, val = part.partition("=")
+        if key not in ArchSpec.__dataclass_fields__:
+            raise SystemExit(f"--arch: unknown field {key!r} (fields: {', '.join(ArchSpec.__dataclass_fields__)})")
+        kw[key] = int(val)
+    return ArchSpec(**kw)
+
+
+def autotune(net: TinyCenterNet, sampler: Sampler, batch: int, conf_neg_weight: float) -> tuple[bool, bool]:
+    """On CUDA, time forward+backward for bf16 autocast on/off x channels_last on/off; return the fastest
+    (amp, channels_last). Depthwise convolutions are very sensitive to this; the maths is the same."""
+    import copy
+
+    x, (hm, reg, ind, mask, conf) = sampler.batch(batch)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(5):
+        sampler.batch(batch)
+    torch.cuda.synchronize()
+    print(f"autotune: sampler {(time.perf_counter() - t0) / 5 * 1e3:.1f} ms/batch", flush=True)
+    best, best_t = (True, False), math.inf
+    for amp in (True, False):
+        for cl in (False, True):
+            m = copy.deepcopy(net)
+            xx = x
+            if cl:
+                m = m.to(memory_format=torch.channels_last)
+                xx = x.contiguous(memory_format=torch.channels_last)
+            ts = []
+            for i in range(8):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                    lg, rp = m(xx)
+                loss = focal_loss(lg, hm, conf, conf_neg_weight) + reg_loss(rp, reg, ind, mask)
+                loss.backward()
+                torch.cuda.synchronize()
+                if i >= 3:
+                    ts.append(time.perf_counter() - t0)
+            t = float(np.median(ts))
+            print(f"autotune: amp={amp} channels_last={cl}: {t * 1e3:.1f} ms fwd+bwd", flush=True)
+            if t < best_t:
+                best, best_t = (amp, cl), t
+    return best
+
+
 def export_onnx(net: TinyCenterNet, path: Path, meta: dict) -> None:
     import onnx
 
-    net = net.cpu().eval()
+    net = net.cpu().to(memory_format=torch.contiguous_format).eval()
     wrapper = ExportWrapper(net).eval()
     w, h = CANVAS_WH
     torch.onnx.export(
@@ -216,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="models/detector.onnx")
     ap.add_argument("--int8", action="store_true", help="also write an int8 (dynamic) quantized variant")
+    ap.add_argument("--arch", default="", help="ArchSpec overrides, e.g. 'c8=64,fpn=64', or 'v2' (models/arch.py "
+                                                 "V2_PATCH), or 'v2,head=16'; empty = the shipped v1 layout")
+    ap.add_argument("--conf-neg-weight", type=float, default=1.0,
+                    help="weight of the drone channel's negative loss on bird/airplane/helicopter objects")
+    ap.add_argument("--holdout-val", action="store_true",
+                    help="leave the validation clips (models/split.py VALIDATION_VIDEOS, part of TRAIN) out of "
+                         "training, so that runs can be compared on them (never on the held-out clips)")
     args = ap.parse_args(argv)
 
     gen = np.random.default_rng(args.seed)
@@ -223,14 +321,22 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device(args.device)
     t0 = time.perf_counter()
     fs = load_training_set(Path(args.data), every=args.every,
-                           synthetic_dirs=[Path(p) for p in args.synthetic or []])
+                           synthetic_dirs=[Path(p) for p in args.synthetic or []], exclude_val=args.holdout_val)
     n_obj = np.bincount(np.concatenate([b[:, 0].astype(int) for b in fs.boxes]), minlength=len(CLASSES))
     print(f"training frames {len(fs.images)} ({dict(zip(CLASSES, n_obj.tolist()))} boxes), "
           f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
     sampler = Sampler(fs.images, fs.boxes, dev, args.crop, gen)
-    net = TinyCenterNet(len(CLASSES)).to(dev)
+    spec = parse_arch(args.arch)
+    net = TinyCenterNet(len(CLASSES), spec).to(dev)
+    print(f"arch {spec.to_json()}, {sum(p.numel() for p in net.parameters())} parameters", flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    use_amp = dev.type == "cuda"
+    use_amp, channels_last = dev.type == "cuda", False
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        use_amp, channels_last = autotune(net, sampler, args.batch, args.conf_neg_weight)
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        print(f"using amp={use_amp} channels_last={channels_last}", flush=True)
     t_start = time.perf_counter()
     cap_s = args.minutes * 60.0 if args.minutes > 0 else math.inf
     step = 0
@@ -241,10 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         warm = min(1.0, (step + 1) / 300)
         for gparam in opt.param_groups:
             gparam["lr"] = args.lr * warm * 0.5 * (1 + math.cos(math.pi * frac))
-        x, (hm, reg, ind, mask) = sampler.batch(args.batch)
+        x, (hm, reg, ind, mask, conf) = sampler.batch(args.batch)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             logits, rp = net(x)
-        lh = focal_loss(logits, hm)
+        lh = focal_loss(logits, hm, conf, args.conf_neg_weight)
         lr_ = reg_loss(rp, reg, ind, mask)
         loss = lh + lr_
         opt.zero_grad(set_to_none=True)
@@ -257,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"train_steps": step + 1, "train_batch": args.batch, "train_every": args.every, "seed": args.seed,
-            "train_frames": len(fs.images), "synthetic": bool(args.synthetic)}
+            "train_frames": len(fs.images), "synthetic": bool(args.synthetic), "lr": args.lr,
+            "crop": args.crop, "conf_neg_weight": args.conf_neg_weight, "holdout_val": args.holdout_val,
+            "arch": spec.to_json(), "train_seconds": round(time.perf_counter() - t_start, 1)}
     export_onnx(net, out, meta)
     torch.save(net.state_dict(), out.with_suffix(".pt"))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) after {step + 1} steps, "
