@@ -91,6 +91,9 @@ class EngagementConfig:
     fov_clamp_accel: bool = False           # also clamp the forward acceleration (fov_keep); stricter, but it
                                             # fights the homing on crossing targets (campaign: more misses)
     fov_margin_rad: float = math.radians(4.0)
+    fov_keep_range_m: float = math.inf      # FOV keeping (speed band, clamp) outside TERMINAL only this close
+    fov_keep_terminal: bool = True          # FOV keeping also while homing (TERMINAL)
+    fov_keep_max_size_m: float = math.inf   # FOV keeping only for targets this small (seen late, lost for good)
     min_altitude_m: float = 20.0            # guidance floor above the NED origin
     min_target_altitude_m: float = 10.0     # "aerial only": targets below this are not engaged
     acquire_range_m: float = 900.0          # cue range at which the camera search starts
@@ -108,6 +111,7 @@ class EngagementConfig:
     endgame_yaw_hold_s: float = 1.0         # heading frozen when time-to-go is below this
     miss_range_m: float = 25.0              # opening within this range while terminal -> MISS
     max_reattacks: int = 2
+    reattack_min_range_m: float = 5.0       # a re-attack goes terminal on a closing camera track beyond this range
     hold_before_rtl_s: float = 3.0
     fence_brake_accel_mps2: float = 15.0    # deceleration assumed for the geofence stopping-point check
     engageable_classes: tuple[str, ...] = ("drone", "uav", "quadcopter", "fixed_wing_uav", "shahed", "fpv")

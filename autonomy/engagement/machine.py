@@ -464,7 +464,10 @@ class EngagementMachine:
             if tr is None and t - self._track_last_t > self.cfg.track_lost_s and not self._cue_fresh(t):
                 self._go(t, State.ABORT, Reason.TRACK_LOST, "lost during re-attack")
                 return self._final_output(t)
-            if tr is not None and self._closing(pos, vel, t) > 5.0 and rng > 2.0 * self.cfg.miss_range_m \
+            # back to homing as soon as the camera has the target again and we close on it; a small target is
+            # first seen at ~90 m, so waiting for 2 x miss_range (50 m) left under half a second of homing and
+            # the re-attack often flew its pass on the midcourse law
+            if tr is not None and self._closing(pos, vel, t) > 5.0 and rng > self.cfg.reattack_min_range_m \
                     and self.authorized(t) and blocked is None:
                 self._min_range_m = math.inf
                 self._go(t, State.TERMINAL, Reason.REATTACK_READY)
@@ -554,6 +557,23 @@ class EngagementMachine:
                                      self.camera.intrinsics.vfov_rad, cfg.fov_margin_rad)
         return min(lo, cfg.max_speed_mps), min(hi, cfg.max_speed_mps)
 
+    def _small_target(self) -> bool:
+        """Is the engaged target at most ``fov_keep_max_size_m`` across (size = the camera track's angular size
+        times its range, or the class size)? True before any track (a target we still have to find).
+
+        A small target is first seen late (a 0.4 m quad at ~90 m): once it leaves the image it is not seen
+        again before the pass, so keeping it in view is worth the speed that costs. A large one is seen from
+        hundreds of metres and re-acquired after a short loss, and the speed matters more (evasive turns)."""
+        tr = self._last_track
+        if tr is None or not math.isfinite(self.cfg.fov_keep_max_size_m):
+            return True
+        size = None
+        if tr.range_m is not None and math.isfinite(tr.range_m) and math.isfinite(tr.angular_size_rad):
+            size = float(tr.angular_size_rad) * float(tr.range_m)
+        if size is None:
+            size = self.cfg.size_of(tr.class_name)
+        return size is None or size <= self.cfg.fov_keep_max_size_m
+
     def _command(self, t_s, veh, pos, vel, tr, pip, rng) -> EngagementOutput:
         cfg = self.cfg
         acc, aim, yaw = np.zeros(3), None, None
@@ -563,7 +583,8 @@ class EngagementMachine:
             trk = tr if tr is not None else self._last_track
             los, rate = self._los_and_rate_now(trk, t_s, pos, vel)
             vc = max(laws.closing_speed(los, vel, self._tgt.vel_ned_mps), 10.0)
-            lo, hi = self._speed_band(los)
+            keep_view = cfg.fov_keep_terminal and rng < cfg.fov_keep_range_m and self._small_target()
+            lo, hi = self._speed_band(los) if keep_view else (0.0, cfg.max_speed_mps)
             v_target = min(max(cfg.terminal_speed_mps, lo), hi) if hi > 0.0 else cfg.terminal_speed_mps
             if cfg.law == "pure_pursuit":
                 acc = laws.pure_pursuit(los, vel, v_target, cfg.speed_gain_per_s) + drag_ff
@@ -580,7 +601,7 @@ class EngagementMachine:
                 a_speed = float(a_speed @ los) * los
                 acc = a_pn + a_speed
             acc = laws.saturate(acc, cfg.max_accel_mps2, priority_dir_ned=los)
-            if cfg.fov_clamp_accel:
+            if cfg.fov_clamp_accel and keep_view:
                 acc = self._fov_keep(acc, vel, los)
             # in the last second the LOS swings fast: yawing after it would drag the thrust vector around
             # (attitude is one rotation), so the heading is frozen for the endgame
@@ -594,7 +615,9 @@ class EngagementMachine:
             aim[2] = min(max(aim[2], -cfg.geofence.max_altitude_m + 50.0), -cfg.min_altitude_m)
             los_t = laws._unit(self._tgt.pos_ned_m - pos) if self._tgt.pos_ned_m is not None else None
             v_max = cfg.max_speed_mps
-            if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) and los_t is not None:
+            # field-of-view keeping only where the camera can see the target: farther out it only costs time
+            fov_near = los_t is not None and rng < cfg.fov_keep_range_m and self._small_target()
+            if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) and fov_near:
                 v_max = max(self._speed_band(los_t)[1], 5.0)
             v_sp, _ = laws.velocity_to_point(pos, vel, aim, v_max, cfg.speed_gain_per_s)
             v_close_max = math.inf  # closing speed along the LOS (relative, m/s)
@@ -606,15 +629,19 @@ class EngagementMachine:
                 # the camera has not found it yet and it is close (a small target): slow the closure so that
                 # homing, once it is seen, has at least acquire_min_homing_s to null the cue's error
                 v_close_max = min(v_close_max, max(rng - 20.0, 0.0) / cfg.acquire_min_homing_s)
+            standoff_braking = False
             if math.isfinite(v_close_max):
                 v_close_max += float(self._tgt.vel_ned_mps @ los_t)  # relative -> our own speed along LOS
                 v_along = float(v_sp @ los_t)
                 if v_along > v_close_max:
                     v_sp = v_sp + (v_close_max - v_along) * los_t
+                    standoff_braking = v_close_max < float(vel @ los_t)
             acc = laws.saturate(cfg.speed_gain_per_s * (v_sp - vel) + drag_ff, cfg.max_accel_mps2)
             if los_t is not None and self.state in CAMERA_STATES:
                 yaw = laws.heading_to(los_t)
-                if cfg.fov_clamp_accel:
+                # the FOV clamp bounds the nose-up pitch, i.e. the braking: it may never stop us from braking
+                # to the stand-off of a target we are not (yet) allowed to engage (safety wins over the view)
+                if cfg.fov_clamp_accel and fov_near and not standoff_braking:
                     acc = self._fov_keep(acc, vel, los_t)
             else:
                 yaw = laws.heading_to(d) if horiz > 1.0 else None

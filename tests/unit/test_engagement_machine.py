@@ -211,6 +211,33 @@ def test_miss_reattack_and_reattack_limit():
     assert out.state is State.ABORT and Reason.REATTACK_LIMIT in reasons(w.m)
 
 
+def test_reattack_goes_terminal_as_soon_as_a_closing_track_is_back():
+    """A small target is first seen at ~90 m: the re-attack must home on it from there, not fly the pass on
+    the midcourse law (the old rule waited for 2 x miss_range = 50 m, i.e. < 0.5 s at 60 m/s closure)."""
+    w = World(cfg(max_reattacks=2))
+    w.to_terminal()
+    w.tgt = np.array([-10.0, 0.0, -100.0])
+    w.vel = np.array([50.0, 0.0, 0.0])
+    w.tgt_vel = np.zeros(3)
+    assert w.step(tracks=[w.track()]).state is State.REATTACK
+    # turned around: the target is ahead at 40 m but we still fly away from it: not ready
+    w.tgt = np.array([-40.0, 0.0, -100.0])
+    assert w.step(tracks=[w.track()]).state is State.REATTACK
+    # no camera track yet: not ready either (the cue alone is not enough to home)
+    w.vel = np.array([-50.0, 0.0, 0.0])
+    assert w.step(tracks=[]).state is State.REATTACK
+    # closing on a camera track at 40 m (inside the old 50 m bar): terminal again
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.TERMINAL and Reason.REATTACK_READY in out.reasons
+    # and not when the target is within the minimum range (no time left to home)
+    w2 = World(cfg(max_reattacks=2))
+    w2.to_terminal()
+    w2.tgt, w2.vel, w2.tgt_vel = np.array([-10.0, 0.0, -100.0]), np.array([50.0, 0.0, 0.0]), np.zeros(3)
+    assert w2.step(tracks=[w2.track()]).state is State.REATTACK
+    w2.tgt, w2.vel = np.array([3.0, 0.0, -100.0]), np.array([20.0, 0.0, 0.0])
+    assert w2.step(tracks=[w2.track()]).state is State.REATTACK
+
+
 def test_link_loss_aborts():
     w = World()
     w.step()
@@ -400,3 +427,38 @@ def test_fov_keep_takes_the_drag_feed_forward_out():
         out = m._fov_keep(np.array([fwd, 0.0, -3.0]), vel, los)
         assert lo - 1e-6 <= pitch(out) <= hi + 1e-6
         assert out[1] == 0.0 and out[2] == -3.0
+
+
+def test_standoff_braking_wins_over_the_fov_clamp():
+    """Shadowing a target we may not engage, the braking to the stand-off must not be undone by the FOV clamp
+    (it bounds the nose-up pitch, i.e. the braking): with the clamp on, the truth campaign flew into 13 of 125
+    cued birds (unauthorized collisions) before this rule."""
+    w = World(cfg(fov_keep=True, fov_clamp_accel=True))
+    w.to_track()                                    # AWAIT_AUTHORIZATION, nothing authorized
+    w.tgt = np.array([90.0, 0.0, -100.0])           # 90 m ahead, level; stand-off 60 m
+    w.vel, w.tgt_vel = np.array([50.0, 0.0, 0.0]), np.zeros(3)
+    out = w.step(tracks=[w.track()])
+    los = np.array([1.0, 0.0, 0.0])
+    assert out.state is State.AWAIT_AUTHORIZATION
+    assert float(out.acc_cmd_ned_mps2 @ los) < -5.0                     # it brakes
+    clamped = w.m._fov_keep(out.acc_cmd_ned_mps2, w.vel, los)
+    assert float(clamped @ los) > float(out.acc_cmd_ned_mps2 @ los) + 5.0  # the clamp alone would not have
+
+
+def test_fov_keeping_is_scheduled_by_range_and_target_size():
+    """FOV keeping in TERMINAL only within fov_keep_range_m and for targets at most fov_keep_max_size_m across
+    (size from the camera track: angular size x range)."""
+    def terminal_acc(size_m: float, range_m: float, **kw) -> np.ndarray:
+        w = World(cfg(fov_keep=True, fov_clamp_accel=True, **kw))
+        w.to_terminal()
+        w.tgt, w.vel, w.tgt_vel = np.array([range_m, 0.0, -100.0]), np.array([70.0, 0.0, 0.0]), np.zeros(3)
+        out = w.step(tracks=[replace(w.track(), angular_size_rad=size_m / range_m)])
+        assert out.state is State.TERMINAL
+        return out.acc_cmd_ned_mps2
+
+    free = terminal_acc(0.4, 80.0, fov_keep_terminal=False)
+    assert not np.allclose(terminal_acc(0.4, 80.0), free)        # kept in view: slower than 70 m/s
+    assert not np.allclose(terminal_acc(0.4, 80.0, fov_keep_max_size_m=1.0, fov_keep_range_m=300.0), free)
+    assert np.allclose(terminal_acc(2.5, 80.0, fov_keep_max_size_m=1.0), terminal_acc(2.5, 80.0, fov_keep_terminal=False))
+    assert np.allclose(terminal_acc(0.4, 400.0, fov_keep_range_m=300.0),
+                       terminal_acc(0.4, 400.0, fov_keep_terminal=False))
