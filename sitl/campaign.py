@@ -403,8 +403,23 @@ class RunConfig:
 
 
 def engagement_config_for(sc: Scenario, signed: bool = True) -> EngagementConfig:
+    """The engagement configuration a campaign run flies, with the scenario's law override, fence and zones.
+
+    Field-of-view keeping is on, as in the onboard pipeline (``autonomy/runtime/configs/sitl.toml``), but
+    scheduled: only within 300 m of the target (farther out the camera cannot see it and the speed matters)
+    and only for small targets (<= 1 m across, from the camera track; a 0.4 m quad is first seen at ~90 m and,
+    once out of the image, not seen again before the pass; a 1.5-2.5 m target is seen from 300+ m and re-found).
+
+    Without it the campaign flew no FOV keeping at all: at 70 m/s the nose is ~66 deg down and a target level
+    with us sits at the top edge of the 45 deg up-tilted camera, so a small target was first seen only once it
+    was below us, and homing then needed a downward correction the airframe cannot make (at most ~0.85 g down)
+    and tipped the camera off it (FPV weave seeds 0-124: 107 -> 123 intercepts with FOV keeping)."""
     return EngagementConfig(
         law=sc.law or "true_pn",
+        fov_keep=True,
+        fov_clamp_accel=True,
+        fov_keep_range_m=300.0,
+        fov_keep_max_size_m=1.0,
         require_signed_commands=signed,
         geofence=GeofenceConfig(sc.fence_polygon_ne_m, -5.0, sc.fence_max_altitude_m),
         no_engage_zones=tuple(Zone(n, p) for n, p in sc.no_engage_zones),
