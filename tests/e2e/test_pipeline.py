@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from autonomy.config import load_config
+from autonomy.fly import config_identity
 from sitl.engagement_demo import SITL_CONFIG, RunOptions, run_engagement
 from sitl.scenarios import make_scenario
 
@@ -44,8 +45,27 @@ def test_camera_stop_mid_flight_brakes_and_holds():
 
 
 FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flight, the demo's scenario
-SLOW = [("recon_loiter", 3), ("shahed_crossing", 3), ("shahed_headon", 1), ("fpv_weave", 3), ("evasive", 2),
-        ("degraded", 1), ("bird_clutter", 1), ("recon_loiter", 1), ("quick", 1)]
+# every engageable scenario family with the same seeds (0 and 1; not picked to pass). Lockstep runs are
+# deterministic: the same seed gives the same flight, so an expected miss is marked xfail(strict) with its cause
+# (a fix then shows up as XPASS and fails the suite until the mark goes).
+FAMILY_SEEDS = (0, 1)
+# measured 2026-11-25 18:40-19:02 with models/detector.onnx (md5 c6b122ea) and autonomy/engagement as in the
+# working tree at 18:35 (the guidance engineer's terminal-guidance work in progress): re-run this file with
+# -m slow after a guidance or model change and update the table. "labels" = the same run with the renderer's
+# exact boxes instead of the model (separates perception from guidance).
+_GUIDANCE = "guidance: misses with the renderer's exact boxes too"
+KNOWN_MISSES: dict[tuple[str, int], str] = {
+    ("shahed_headon", 0): "model: the distant Shahed (3-6 px) is a 'bird' at 0.6-0.75 from 880 m to 390 m, so the "
+                          "confirmed track is a confuser and is refused; it leaves the view at 350 m (labels: 1.46 m)",
+    ("fpv_weave", 0): f"miss 5.07 m in terminal; {_GUIDANCE} (3.05 m)",
+    ("fpv_weave", 1): "miss 1.64 m (ends in acquire); with exact boxes 1.16 m: perception cost",
+    ("evasive", 0): f"miss 5.38 m; {_GUIDANCE} (2.03 m)",
+    ("evasive", 1): f"miss 4.41 m in terminal; {_GUIDANCE} (10.8 m)",
+    ("degraded", 1): "miss 2.29 m (ends in acquire); not diagnosed",
+    ("bird_clutter", 1): "miss 9.40 m (ends in acquire); not diagnosed",
+}
+SLOW = [(f, s) for f in ("shahed_crossing", "shahed_headon", "recon_loiter", "fpv_weave", "evasive", "degraded",
+                         "bird_clutter") for s in FAMILY_SEEDS]
 
 
 def _fly(family: str, seed: int):
@@ -57,8 +77,7 @@ def _fly(family: str, seed: int):
 
 
 # was xfail until 16:58: the track was lost every ~2.5 s in TERMINAL (altitude-floor step in the command,
-# FOV clamp counting the drag twice); quick seeds 0, 1, 2 now intercept with the shipped model (1.14, 1.42,
-# 1.21 m; deterministic in lockstep) and with perfect boxes (1.27, 1.17, 1.24 m). See autonomy/engagement/README.md.
+# FOV clamp counting the drag twice). See autonomy/engagement/README.md.
 @pytest.mark.parametrize("family,seed", FAST)
 def test_lockstep_engagement_intercepts(family, seed):
     _sc, res = _fly(family, seed)
@@ -67,12 +86,23 @@ def test_lockstep_engagement_intercepts(family, seed):
     assert res.authorized_tracks, "the simulated operator must have authorized over MAVLink"
     assert "terminal" in [d[2] for d in res.decisions]
     assert res.frames > 100 and res.latency["count"] == res.frames
+    # the file that drives this lockstep run is the one `autonomy fly` reads in real time (test_pipeline_realtime)
+    assert res.config == config_identity(SITL_CONFIG)
+
+
+def _family_params():
+    for f, s in SLOW:
+        why = KNOWN_MISSES.get((f, s))
+        yield pytest.param(f, s, marks=[pytest.mark.xfail(strict=True, reason=why)] if why else [], id=f"{f}-{s}")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family,seed", SLOW)
-def test_lockstep_engagement_intercepts_more_families(family, seed):
+@pytest.mark.parametrize("family,seed", list(_family_params()))
+def test_lockstep_engagement_intercepts_each_family(family, seed):
     _sc, res = _fly(family, seed)
+    print(f"E2E {family} seed {seed}: {res.outcome}, miss {res.miss_distance_m:.2f} m, "
+          f"t {res.t_intercept_s}, wall {res.wall_s:.0f} s")
+    assert res.confusers_engaged == 0 and res.unauthorized_engagements == 0, res.safety_notes
     assert res.intercept, res.summary()
 
 

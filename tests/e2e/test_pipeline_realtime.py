@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from autonomy.config import load_config
+from autonomy.fly import config_identity
 from sitl.engagement_demo import SITL_CONFIG
 from tests.conftest import free_udp_port
 from tests.integration.test_bridge_px4 import SitlProcess
@@ -53,7 +54,8 @@ def _wait_ready(proc: subprocess.Popen, timeout_s: float) -> str:
 
 
 @pytest.mark.slow
-def test_realtime_multiprocess_engagement_intercepts(tmp_path):
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_realtime_multiprocess_engagement_intercepts(tmp_path, seed):
     model = Path(load_config(SITL_CONFIG).detector.model_path)
     if not model.is_file():
         pytest.skip(f"shipped detector {model} not in this checkout yet")
@@ -64,7 +66,7 @@ def test_realtime_multiprocess_engagement_intercepts(tmp_path):
                        "--remote-port", str(router), "--param", "GF_MAX_VER_DIST=1600",
                        "--param", "GF_MAX_HOR_DIST=9600")
     vs = subprocess.Popen([*_py(), "-m", "sitl.video_server", "--autopilot-port", str(router), "--companion-port",
-                           str(companion), "--http-port", str(http), "--scenario", "quick", "--max-wall-s", "150",
+                           str(companion), "--http-port", str(http), "--scenario", "quick", "--seed", str(seed), "--max-wall-s", "150",
                            "--result", str(result)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
     fly = None
@@ -88,5 +90,9 @@ def test_realtime_multiprocess_engagement_intercepts(tmp_path):
     assert fly.returncode == 0, out + err
     res = json.loads(result.read_text())
     fs = json.loads(summary.read_text())
+    print(f"REALTIME seed {seed}: {res} latency p50 {fs['latency_p50_ms']} ms p99 {fs['latency_p99_ms']} ms, "
+          f"{fs['frames']} frames, dropped {fs['dropped_frames']}")
+    # one file drives both: the lockstep runner reads the same bytes by default (test_pipeline.py checks its side)
+    assert fs["config"] == config_identity(SITL_CONFIG)
     assert res["authorized"], (res, fs)
     assert res["intercept"], (res, fs, out[-3000:])

@@ -13,10 +13,24 @@ import math
 import numpy as np
 
 from autonomy.camera.model import Camera
-from autonomy.engagement import EngagementConfig, EngagementInput, EngagementMachine, GeofenceConfig, Reason, State
+from autonomy.engagement import (
+    EngagementConfig,
+    EngagementInput,
+    EngagementMachine,
+    GeofenceConfig,
+    Reason,
+    State,
+)
 from autonomy.runtime.pipeline import suppress_cross_class
 from autonomy.tracking import Tracker, TrackerConfig
-from autonomy.types import Autopilot, Detections, OperatorCommand, OperatorCommandKind, TargetCue, VehicleState
+from autonomy.types import (
+    Autopilot,
+    Detections,
+    OperatorCommand,
+    OperatorCommandKind,
+    TargetCue,
+    VehicleState,
+)
 
 CAM = Camera.default()
 NAMES = ("drone", "bird", "airplane", "helicopter")
@@ -30,8 +44,9 @@ class Scene:
     """Vehicle hovering level at 100 m, a target 600 m north in the camera's view; detections of the target
     with the class and score given per frame; the operator authorizes the camera track when asked."""
 
-    def __init__(self, tracker_config: TrackerConfig = TrackerConfig(confirm_hits=5, init_score=0.35)):
-        self.tracker = Tracker(tracker_config, CAM)
+    def __init__(self, tracker_config: TrackerConfig | None = None):
+        # the simulator config's confirmation settings (autonomy/runtime/configs/sitl.toml)
+        self.tracker = Tracker(tracker_config or TrackerConfig(confirm_hits=5, init_score=0.35), CAM)
         self.machine = EngagementMachine(EngagementConfig(geofence=FENCE), CAM, Autopilot.PX4)
         self.pos = np.array([0.0, 0.0, -100.0])
         up = math.tan(CAM.mount.tilt_up_rad)
@@ -102,7 +117,7 @@ def test_genuine_bird_track_is_never_engaged():
     s = Scene()
     classes = []
     for k in range(150):
-        out, tracks = s.frame(DRONE if k % 5 == 2 else BIRD, authorize=CUE_ID if k == 40 else None)
+        _, tracks = s.frame(DRONE if k % 5 == 2 else BIRD, authorize=CUE_ID if k == 40 else None)
         classes += [t.class_name for t in tracks if t.status.value == "confirmed"]
     assert classes and set(classes) == {"bird"}
     assert not {State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL} & set(s.states), set(s.states)
