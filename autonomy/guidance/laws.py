@@ -210,8 +210,7 @@ def altitude_floor(
     replaced by a climb/brake. Horizontal components pass through unchanged.
 
     The climb demand is continuous in height: below the floor it is ``a_stop = max_accel/2`` upward, and it
-    fades linearly to nothing over ``blend_m`` above the floor (``a_z <= -a_stop (1 - h / blend_m)``; the same
-    line continues above ``blend_m`` as a descent allowance growing with height, so there is no step there). A step
+    fades linearly to nothing over ``blend_m`` above the floor (``a_z <= -a_stop (1 - h / blend_m)``). A step
     from "climb at a_stop" to "free" as the floor is crossed would tilt the thrust vector (the attitude) by
     tens of degrees in one control step and throw a body-fixed camera off its target (a vehicle launched from
     the ground crosses the floor while homing). ``blend_m = 0`` gives the old step.
@@ -225,10 +224,7 @@ def altitude_floor(
     if height <= 0.0:
         acc[2] = min(acc[2], -a_stop)  # below the floor: climb
         return acc
-    if blend_m > 0.0:
-        # one straight line in height, not only below blend_m: capping at "no descent" just under blend_m and
-        # at nothing just over it was a step of the whole downward command (above blend_m the line is a
-        # descent allowance that grows by a_stop per blend_m and soon exceeds what the airframe can do)
+    if height < blend_m:
         acc[2] = min(acc[2], -a_stop * (1.0 - height / blend_m))
     if vel[2] > allowed_down:
         acc[2] = min(acc[2], -min(a_stop, 4.0 * (vel[2] - allowed_down)))
