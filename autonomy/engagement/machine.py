@@ -179,6 +179,7 @@ class EngagementMachine:
         self._cue_id: int | None = None
         self._cue_hist: list[TargetCue] = []
         self._reattacks = 0
+        self._reattack_open_m = 0.0   # largest range since the last pass (re-attack readiness)
         self._min_range_m = math.inf
         self._tgt = _Target()
         self._reasons: list[Reason] = []
@@ -456,6 +457,7 @@ class EngagementMachine:
         if self.state is State.MISS:
             if self._reattacks < self.cfg.max_reattacks:
                 self._reattacks += 1
+                self._reattack_open_m = rng
                 self._go(t, State.REATTACK, Reason.REATTACK_STARTED, f"attempt {self._reattacks}")
             else:
                 self._go(t, State.ABORT, Reason.REATTACK_LIMIT)
@@ -464,10 +466,14 @@ class EngagementMachine:
             if tr is None and t - self._track_last_t > self.cfg.track_lost_s and not self._cue_fresh(t):
                 self._go(t, State.ABORT, Reason.TRACK_LOST, "lost during re-attack")
                 return self._final_output(t)
-            # back to homing as soon as the camera has the target again and we close on it; a small target is
-            # first seen at ~90 m, so waiting for 2 x miss_range (50 m) left under half a second of homing and
-            # the re-attack often flew its pass on the midcourse law
+            # back to homing as soon as the camera has the target again and we close on it, once we have opened
+            # beyond 2 x miss_range after the pass (a noisy closing estimate right after the pass must not flip
+            # us back to TERMINAL and burn the re-attacks). A small target is first seen at ~90 m: waiting for
+            # it to be 50 m away *while closing* left under half a second of homing, and the re-attack often
+            # flew its pass on the midcourse law
+            self._reattack_open_m = max(self._reattack_open_m, rng)
             if tr is not None and self._closing(pos, vel, t) > 5.0 and rng > self.cfg.reattack_min_range_m \
+                    and self._reattack_open_m > 2.0 * self.cfg.miss_range_m \
                     and self.authorized(t) and blocked is None:
                 self._min_range_m = math.inf
                 self._go(t, State.TERMINAL, Reason.REATTACK_READY)

@@ -220,7 +220,13 @@ def test_reattack_goes_terminal_as_soon_as_a_closing_track_is_back():
     w.vel = np.array([50.0, 0.0, 0.0])
     w.tgt_vel = np.zeros(3)
     assert w.step(tracks=[w.track()]).state is State.REATTACK
-    # turned around: the target is ahead at 40 m but we still fly away from it: not ready
+    # right after the pass a noisy estimate says "closing" at 20 m: not ready (we have not opened up yet)
+    w.tgt, w.tgt_vel = np.array([-20.0, 0.0, -100.0]), np.array([60.0, 0.0, 0.0])
+    assert w.step(tracks=[w.track()]).state is State.REATTACK
+    w.tgt_vel = np.zeros(3)
+    # opened to 80 m, then turning: the target is behind at 40 m but we still fly away from it: not ready
+    w.tgt = np.array([-80.0, 0.0, -100.0])
+    assert w.step(tracks=[w.track()]).state is State.REATTACK
     w.tgt = np.array([-40.0, 0.0, -100.0])
     assert w.step(tracks=[w.track()]).state is State.REATTACK
     # no camera track yet: not ready either (the cue alone is not enough to home)
@@ -233,6 +239,8 @@ def test_reattack_goes_terminal_as_soon_as_a_closing_track_is_back():
     w2 = World(cfg(max_reattacks=2))
     w2.to_terminal()
     w2.tgt, w2.vel, w2.tgt_vel = np.array([-10.0, 0.0, -100.0]), np.array([50.0, 0.0, 0.0]), np.zeros(3)
+    assert w2.step(tracks=[w2.track()]).state is State.REATTACK
+    w2.tgt = np.array([-80.0, 0.0, -100.0])
     assert w2.step(tracks=[w2.track()]).state is State.REATTACK
     w2.tgt, w2.vel = np.array([3.0, 0.0, -100.0]), np.array([20.0, 0.0, 0.0])
     assert w2.step(tracks=[w2.track()]).state is State.REATTACK
