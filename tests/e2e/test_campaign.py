@@ -121,7 +121,5 @@ def test_thousand_run_truth_campaign(tmp_path):
     c = s["crossing_comparison"]
     pn, pp = c["pn"], c["pure_pursuit"]
     assert (pn["intercept_rate"], -pn["median_miss_distance_m"]) > (pp["intercept_rate"], -pp["median_miss_distance_m"])
-    assert s["intercept_rate"] >= 0.90
-    if s["intercept_rate"] < 0.97:  # the target; measured 0.938 (seed 0): small manoeuvring targets
-        pytest.xfail(f"intercept rate {s['intercept_rate']:.3f} below the 0.97 target (fpv_weave, evasive, "
-                     "degraded families miss on a single pass; see the report)")
+    # the target; measured 0.992 (868/875, seed 0) with scheduled FOV keeping and the re-attack fixes
+    assert s["intercept_rate"] >= 0.97
