@@ -75,10 +75,11 @@ class PipelineConfig:
     cue_roi: bool = True                # re-detect at native resolution where the cue says the target is
     cue_roi_px: float = 256.0           # window side (grown to 3 sigma of the cue position, capped at 2x)
     cue_roi_until_confirmed: bool = True  # stop once a confirmed track exists (its own ROI takes over)
-    cross_class_nms_iou: float = 0.5    # one box per object: of boxes of different classes overlapping by more
+    cross_class_nms_iou: float = 0.0    # one box per object: of boxes of different classes overlapping by more
                                         # than this, keep the best-scoring one (0: off). The shipped model often
-                                        # puts a "drone" and a "bird" box on one small target; both would start
-                                        # tracks and split the class evidence.
+                                        # puts a "drone" and a "bird" box on one small target; both start tracks.
+                                        # Off: at 0.5 it turned quick seed 0 from an intercept (1.43 m) into a
+                                        # miss (2.2 m) in lockstep (2026-11-25); no e2e benefit shown yet.
 
     def __post_init__(self) -> None:
         if self.roi_min_px < 8 or self.roi_box_factor <= 0 or self.roi_max_tracks_n < 0:

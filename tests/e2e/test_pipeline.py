@@ -46,8 +46,9 @@ def test_camera_stop_mid_flight_brakes_and_holds():
 
 FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flight, the demo's scenario
 # every engageable scenario family with the same seeds (0 and 1; not picked to pass). Lockstep runs are
-# deterministic: the same seed gives the same flight, so an expected miss is marked xfail(strict) with its cause
-# (a fix then shows up as XPASS and fails the suite until the mark goes).
+# meant to be deterministic (same seed, same flight), but under heavy CPU load two runs of one seed have diverged
+# (see the session-2 report: the lockstep world's UDP exchange is not barriered), so an expected miss is
+# marked xfail (not strict) with its cause; XPASS in the output says a miss went away.
 FAMILY_SEEDS = (0, 1)
 # measured 2026-11-25 18:40-19:02 with models/detector.onnx (md5 c6b122ea) and autonomy/engagement as in the
 # working tree at 18:35 (the guidance engineer's terminal-guidance work in progress): re-run this file with
@@ -93,7 +94,7 @@ def test_lockstep_engagement_intercepts(family, seed):
 def _family_params():
     for f, s in SLOW:
         why = KNOWN_MISSES.get((f, s))
-        yield pytest.param(f, s, marks=[pytest.mark.xfail(strict=True, reason=why)] if why else [], id=f"{f}-{s}")
+        yield pytest.param(f, s, marks=[pytest.mark.xfail(strict=False, reason=why)] if why else [], id=f"{f}-{s}")
 
 
 @pytest.mark.slow
