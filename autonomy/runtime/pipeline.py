@@ -78,8 +78,8 @@ class PipelineConfig:
     cross_class_nms_iou: float = 0.0    # one box per object: of boxes of different classes overlapping by more
                                         # than this, keep the best-scoring one (0: off). The shipped model often
                                         # puts a "drone" and a "bird" box on one small target; both start tracks.
-                                        # Off: at 0.5 it turned quick seed 0 from an intercept (1.43 m) into a
-                                        # miss (2.2 m) in lockstep (2026-11-25); no e2e benefit shown yet.
+                                        # Off: no e2e benefit shown (quick seed 0 intercepts at 1.43 m either
+                                        # way); the family e2e table of 2026-11-25 was measured with it off.
 
     def __post_init__(self) -> None:
         if self.roi_min_px < 8 or self.roi_box_factor <= 0 or self.roi_max_tracks_n < 0:
