@@ -6,7 +6,6 @@ the companion received them), the processed camera frames with their capture tim
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,11 +16,7 @@ from autonomy.replay.cli import main as replay_main
 from autonomy.replay.record import read_frame_times
 from autonomy.runtime.recorder import read_records
 from sitl.engagement_demo import SITL_CONFIG
-from tests.conftest import free_udp_port
-from tests.e2e.test_pipeline_realtime import _free_tcp, _py, _wait_ready
-from tests.integration.test_bridge_px4 import SitlProcess
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.e2e._realtime import run_realtime
 
 
 @pytest.mark.slow
@@ -29,31 +24,11 @@ def test_fly_records_a_flight_that_replays(tmp_path):
     model = Path(load_config(SITL_CONFIG).detector.model_path)
     if not model.is_file():
         pytest.skip(f"shipped detector {model} not in this checkout yet")
-    ap_local, router, companion, http = free_udp_port(), free_udp_port(), free_udp_port(), _free_tcp()
-    sitl = SitlProcess("--autopilot", "px4", "--preset", "interceptor", "--local-port", str(ap_local),
-                       "--remote-port", str(router), "--param", "GF_MAX_VER_DIST=1600",
-                       "--param", "GF_MAX_HOR_DIST=9600")
-    vs = subprocess.Popen([*_py(), "-m", "sitl.video_server", "--autopilot-port", str(router), "--companion-port",
-                           str(companion), "--http-port", str(http), "--scenario", "quick", "--max-wall-s", "100"],
-                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    fly = None
     rec_root = tmp_path / "flights"
-    try:
-        _wait_ready(vs, 30)
-        exe = ROOT / ".venv" / "bin" / "autonomy"
-        cmd = [str(exe)] if exe.exists() else [*_py(), "-m", "autonomy.cli"]
-        fly = subprocess.Popen([*cmd, "fly", "--config", str(SITL_CONFIG), "--link-url",
-                                f"udpin:127.0.0.1:{companion}", "--camera-source",
-                                f"http://127.0.0.1:{http}/camera.mjpg", "--duration-s", "40",
-                                "--record-dir", str(rec_root), "--summary", str(tmp_path / "fly.json")],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out, err = fly.communicate(timeout=120)
-    finally:
-        for p in (vs, fly):
-            if p is not None and p.poll() is None:
-                p.kill()
-                p.wait(timeout=10)
-        sitl.stop()
+    fly = run_realtime(["--scenario", "quick", "--max-wall-s", "100"],
+                       ["--duration-s", "40", "--record-dir", str(rec_root), "--summary", str(tmp_path / "fly.json")],
+                       world_timeout_s=None, fly_timeout_s=120)
+    out, err = fly.stdout, fly.stderr
     assert fly.returncode == 0, out + err
     live = json.loads((tmp_path / "fly.json").read_text())
     folders = list(rec_root.iterdir())
