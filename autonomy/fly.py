@@ -17,6 +17,7 @@ vehicle if this process itself stalls. SIGINT/SIGTERM stop it cleanly (exit 0).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
@@ -147,7 +148,7 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     """The flight loop (see the module docstring). Returns a summary dict."""
     from autonomy.engagement import EngagementMachine, State
     from autonomy.engagement.machine import FINAL_STATES
-    from autonomy.mavlink import Control
+    from autonomy.mavlink import Control, LinkError
     from autonomy.runtime.pipeline import Pipeline
     from autonomy.runtime.recorder import FlightRecorder
     from autonomy.types import Setpoint
@@ -177,12 +178,9 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
         # streamed until the engagement commands something (never on a real vehicle: auto_arm = false)
         bridge.engage(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)), timeout_s=5.0)
         if not bridge.armed:
-            bridge.arm()
-            t_arm = clock.now_s() + 3.0
-            # keep the hold fresh while the armed HEARTBEAT comes (else the dead-man watchdog brakes)
-            while not bridge.armed and clock.now_s() < t_arm:
-                bridge.set_setpoint(Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)))
-                bridge.wait_for(lambda: bridge.armed, 0.05)
+            # the bridge keeps the hold fresh while the armed HEARTBEAT comes (else the dead-man brakes)
+            with contextlib.suppress(LinkError):   # not armed in time: said below, the loop goes on as before
+                bridge.arm(wait_s=3.0, hold=Setpoint(t_s=clock.now_s(), vel_ned_mps=np.zeros(3)))
         engaged = True
         _say(f"auto_arm: {bridge.mode}, armed={bridge.armed}")
     try:

@@ -249,7 +249,6 @@ class World:
         self.cues_enabled = False
         self.traj: list[list[float]] = []   # t, own pos(3), tgt pos(3), own vel(3)
         self._t_traj = -math.inf
-        self._hold = None   # a setpoint the world keeps fresh while start() arms (see start)
         self.track_los: Callable[[int], np.ndarray | None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -281,13 +280,9 @@ class World:
         from autonomy.types import Setpoint
         hold = Setpoint(t_s=self.t_s, vel_ned_mps=np.array([0.0, 0.0, -2.0]))
         self.bridge.engage(hold, timeout_s=5.0)
-        # keep the hold fresh while arming (the ACK and the armed HEARTBEAT take a few ticks): otherwise the
-        # bridge's dead-man watchdog brakes (and says so) before the pipeline's first setpoint
-        self._hold = hold
-        try:
-            self.bridge.arm(wait_s=3.0)
-        finally:
-            self._hold = None
+        # the bridge keeps the hold fresh while arming (the ACK and the armed HEARTBEAT take a few ticks):
+        # otherwise its dead-man watchdog brakes (and says so) before the pipeline's first setpoint
+        self.bridge.arm(wait_s=3.0, hold=hold)
         self.cues_enabled = True
         self._t0 = self.t_s
 
@@ -312,8 +307,6 @@ class World:
             if d < self.cfg.kill_radius_m and self.killed is None:
                 self.killed, self.t_kill_s = i, t + s * dt
         self._ground(self.ap.t_s)
-        if self._hold is not None:
-            self.bridge.set_setpoint(replace(self._hold, t_s=self.ap.t_s))
         self.bridge.step(0.0)
         if self.ap.t_s - self._t_traj >= 0.1:
             self._t_traj = self.ap.t_s

@@ -485,9 +485,12 @@ class Bridge:
         if wait_s > 0 and not self.wait_for(lambda: self.mode == name, wait_s):
             raise LinkError(f"mode {name} acknowledged but HEARTBEAT still shows {self.mode} after {wait_s} s")
 
-    def arm(self, force: bool = False, wait_s: float = 0.0) -> None:
+    def arm(self, force: bool = False, wait_s: float = 0.0, hold: Setpoint | None = None) -> None:
+        """Arm; optionally wait for the armed HEARTBEAT (LinkError if it does not come). ``hold``: a setpoint
+        the bridge keeps fresh while it waits (arming an engaged vehicle: the streamed hold must not go stale
+        and trip the dead-man watchdog before the pipeline's first setpoint)."""
         self.command(MAV_CMD_COMPONENT_ARM_DISARM, (1, FORCE_MAGIC if force else 0, 0, 0, 0, 0, 0))
-        if wait_s > 0 and not self.wait_for(lambda: self.armed, wait_s):
+        if wait_s > 0 and not self._wait_refreshing(hold, lambda: self.armed, wait_s):
             raise LinkError(f"arm acknowledged but HEARTBEAT not armed after {wait_s} s")
 
     def disarm(self, force: bool = False) -> None:
