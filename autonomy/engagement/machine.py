@@ -563,6 +563,10 @@ class EngagementMachine:
                                      self.camera.intrinsics.vfov_rad, cfg.fov_margin_rad)
         return min(lo, cfg.max_speed_mps), min(hi, cfg.max_speed_mps)
 
+    def _keep_in_view(self, rng_m: float) -> bool:
+        """Field-of-view keeping wanted at this range: close enough (``fov_keep_range_m``) and a small target."""
+        return rng_m < self.cfg.fov_keep_range_m and self._small_target()
+
     def _small_target(self) -> bool:
         """Is the engaged target at most ``fov_keep_max_size_m`` across (size = the camera track's angular size
         times its range, or the class size)? True before any track (a target we still have to find).
@@ -589,7 +593,7 @@ class EngagementMachine:
             trk = tr if tr is not None else self._last_track
             los, rate = self._los_and_rate_now(trk, t_s, pos, vel)
             vc = max(laws.closing_speed(los, vel, self._tgt.vel_ned_mps), 10.0)
-            keep_view = cfg.fov_keep_terminal and rng < cfg.fov_keep_range_m and self._small_target()
+            keep_view = cfg.fov_keep_terminal and self._keep_in_view(rng)
             lo, hi = self._speed_band(los) if keep_view else (0.0, cfg.max_speed_mps)
             v_target = min(max(cfg.terminal_speed_mps, lo), hi) if hi > 0.0 else cfg.terminal_speed_mps
             if cfg.law == "pure_pursuit":
@@ -622,7 +626,7 @@ class EngagementMachine:
             los_t = laws._unit(self._tgt.pos_ned_m - pos) if self._tgt.pos_ned_m is not None else None
             v_max = cfg.max_speed_mps
             # field-of-view keeping only where the camera can see the target: farther out it only costs time
-            fov_near = los_t is not None and rng < cfg.fov_keep_range_m and self._small_target()
+            fov_near = los_t is not None and self._keep_in_view(rng)
             if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) and fov_near:
                 v_max = max(self._speed_band(los_t)[1], 5.0)
             v_sp, _ = laws.velocity_to_point(pos, vel, aim, v_max, cfg.speed_gain_per_s)
