@@ -67,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from autonomy.camera.model import CameraError
+    from autonomy.camera.sources import VideoFileSource
     from autonomy.config import ConfigError, load_config
     from autonomy.replay.record import read_frame_times
     from autonomy.replay.report import AnnotatedVideo, write_report
-    from autonomy.replay.run import ReplayOptions, run_replay, video_fps, video_frames
+    from autonomy.replay.run import ReplayOptions, run_replay
     from autonomy.runtime.recorder import FlightRecorder
 
     try:
@@ -86,11 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         times = None if args.frame_times is None else tuple(float(t) for t in read_frame_times(args.frame_times))
         if args.cues:
             log.cues = sorted(log.cues + read_cues_csv(args.cues, log.t_first_s), key=lambda c: c.t_s)
-        if not Path(args.video).is_file():
-            raise ReplayError(f"video file not found: {args.video}")
-        fps = args.fps or video_fps(args.video) or cfg.camera.camera.fps
-        opts = ReplayOptions(args.video_start_s, fps, args.hfov_deg, args.max_frames, args.authorize, times)
-    except ReplayError as exc:
+        opts = ReplayOptions(args.video_start_s, args.fps, args.hfov_deg, args.max_frames, args.authorize, times)
+        source = VideoFileSource(args.video, t0_s=log.t_first_s + opts.video_start_s, fps=opts.fps)
+    except (ReplayError, CameraError) as exc:
         return _fail(str(exc))
     print(f"log: {log.kind} {log.autopilot.value}, {len(log.states)} states over "
           f"{log.t_last_s - log.t_first_s:.1f} s, {len(log.cues)} cues, {len(log.commands)} operator commands"
@@ -103,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             detector = Detector(cfg.detector)
         except PerceptionError as exc:
+            source.close()
             return _fail(f"model: {exc}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    video = None if args.no_video_out else AnnotatedVideo(out / "replay.mp4", fps)
+    video = None if args.no_video_out else AnnotatedVideo(out / "replay.mp4", source.fps)
     t_wall = time.perf_counter()
 
     def on_frame(i, t_rel, img, step):
@@ -118,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with FlightRecorder(out / "decisions.jsonl") as rec:
-            res = run_replay(log, video_frames(args.video), cfg, detector, opts, on_frame=on_frame, recorder=rec)
+            res = run_replay(log, source, cfg, detector, opts, on_frame=on_frame, recorder=rec)
     except ReplayError as exc:
         print(file=sys.stderr)
         return _fail(str(exc))
     finally:
+        source.close()
         if video is not None:
             video.close()
     print(file=sys.stderr)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from autonomy.camera.model import Camera, CameraIntrinsics
 from autonomy.clock import SimClock
@@ -131,7 +130,8 @@ class _ReplayVehicle(LogVehicle):
 def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
                on_frame: Callable[[int, float, object, StepResult | None], None] | None = None,
                recorder=None) -> ReplayResult:
-    """Replay ``frames`` (an iterable of images, in order) against ``log`` with the parts built from ``cfg``
+    """Replay ``frames`` (:class:`~autonomy.camera.sources.Frame` in order, stamped on the log clock, e.g. a
+    :class:`~autonomy.camera.sources.VideoFileSource`; ``opts.frame_times_s`` overrides the stamps) against ``log`` with the parts built from ``cfg``
     (a :class:`~autonomy.config.CompanionConfig`; the tracker is built here for the recording camera).
     ``detector`` None replays without perception. ``on_frame(i, t_rel_s, image, step)`` is called for every
     frame (``step`` None for a frame outside the log) for progress and the annotated video."""
@@ -141,11 +141,10 @@ def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
     first = next(it, None)
     if first is None:
         raise ReplayError("the video has no frames")
-    h, w = first.shape[:2]
+    h, w = first.image.shape[:2]
     notes: list[str] = []
     cam = replay_camera(cfg.camera.camera, w, h, opts.hfov_deg, notes)
     tracker = Tracker(cfg.tracker, cam)
-    fps = opts.fps or cfg.camera.camera.fps
     clock = SimClock(log.t_first_s)
     vehicle = _ReplayVehicle(log, clock)
     machine = EngagementMachine(cfg.engagement, cam, log.autopilot)
@@ -153,29 +152,26 @@ def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
         vehicle.extra = _WhatIfOperator(machine).commands
     pipe = Pipeline(cfg.pipeline, cam, vehicle, machine, tracker, detector, clock, recorder=recorder)
     res = ReplayResult(log, cam, notes=notes)
-    t0 = log.t_first_s + opts.video_start_s
-    img = first
-    i = 0
+    fr = first
     times = opts.frame_times_s
-    while img is not None and (opts.max_frames is None or i < opts.max_frames):
-        if times is not None and i >= len(times):
+    while fr is not None and (opts.max_frames is None or fr.index < opts.max_frames):
+        if times is not None and fr.index >= len(times):
             notes.append(f"the video has more frames than the frame-times file ({len(times)}); the rest skipped")
             break
-        t_cap = times[i] if times is not None else t0 + i / fps
+        t_cap = times[fr.index] if times is not None else fr.t_capture_s
         step = None
         if t_cap < log.t_first_s or t_cap > log.t_last_s:
             res.frames_outside_log += 1
         else:
             clock.set(max(clock.now_s(), t_cap))
-            step = pipe.process_frame(img, t_cap)
+            step = pipe.process_frame(fr.image, t_cap)
             res.steps.append(step)
         if on_frame is not None:
-            on_frame(i, t_cap - log.t_first_s, img, step)
-        i += 1
-        img = next(it, None)
+            on_frame(fr.index, t_cap - log.t_first_s, fr.image, step)
+        fr = next(it, None)
     if not res.steps:
         raise ReplayError(f"no video frame falls inside the log ({log.t_last_s - log.t_first_s:.1f} s long) with "
-                          f"video_start_s={opts.video_start_s} and {fps:g} fps")
+                          f"video_start_s={opts.video_start_s} (check --video-start-s, --fps or --frame-times)")
     if res.frames_outside_log:
         notes.append(f"{res.frames_outside_log} frames outside the log's time span were skipped")
     res.decisions = list(machine.decisions)
@@ -183,34 +179,3 @@ def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
     if "latency" in pipe.timer.stages():
         res.latency = {k: round(v, 2) for k, v in pipe.timer.summary("processing").as_dict().items()}
     return res
-
-
-def video_frames(path: str | Path):
-    """Frames of a video file, in order (BGR uint8); ReplayError when it cannot be opened."""
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise ReplayError(f"video file not found: {p}")
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        raise ReplayError(f"{p}: OpenCV cannot open this video")
-    try:
-        while True:
-            ok, img = cap.read()
-            if not ok or img is None:
-                return
-            yield img
-    finally:
-        cap.release()
-
-
-def video_fps(path: str | Path) -> float | None:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
-    try:
-        f = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    finally:
-        cap.release()
-    return f if f > 0 and math.isfinite(f) else None

@@ -37,11 +37,10 @@ def test_tlog_and_ulog_of_one_flight_agree(flight_a):
     assert len(tl.states) > 2000 and len(ul.states) > 9000
     # the two recorders of one flight: same duration and extents (the square at 10 m of the README)
     assert abs((tl.t_last_s - tl.t_first_s) - (ul.t_last_s - ul.t_first_s)) < 3.0
-    for a, b in ((tl, ul),):
-        pa, pb = np.array([s.pos_ned_m for s in a.states]), np.array([s.pos_ned_m for s in b.states])
-        assert np.allclose(pa.min(axis=0), pb.min(axis=0), atol=0.3)
-        assert np.allclose(pa.max(axis=0), pb.max(axis=0), atol=0.3)
-        assert -10.3 < pa[:, 2].min() < -9.3
+    pa, pb = np.array([s.pos_ned_m for s in tl.states]), np.array([s.pos_ned_m for s in ul.states])
+    assert np.allclose(pa.min(axis=0), pb.min(axis=0), atol=0.3)
+    assert np.allclose(pa.max(axis=0), pb.max(axis=0), atol=0.3)
+    assert -10.3 < pa[:, 2].min() < -9.3
     for d in (tl, ul):
         t = np.array([s.t_s for s in d.states])
         assert np.all(np.diff(t) > 0)
