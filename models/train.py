@@ -314,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout-val", action="store_true",
                     help="leave the validation clips (models/split.py VALIDATION_VIDEOS, part of TRAIN) out of "
                          "training, so that runs can be compared on them (never on the held-out clips)")
+    ap.add_argument("--init", default=None,
+                    help="start from these weights (a .pt written next to an earlier run's .onnx, same --arch): "
+                         "fine-tuning, e.g. on new renders, instead of training from scratch")
     args = ap.parse_args(argv)
 
     gen = np.random.default_rng(args.seed)
@@ -328,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     sampler = Sampler(fs.images, fs.boxes, dev, args.crop, gen)
     spec = parse_arch(args.arch)
     net = TinyCenterNet(len(CLASSES), spec).to(dev)
+    if args.init:
+        try:
+            net.load_state_dict(torch.load(args.init, map_location=dev, weights_only=True))
+        except (OSError, RuntimeError) as exc:
+            raise SystemExit(f"--init {args.init}: cannot load these weights into --arch {args.arch!r}: {exc}")
+        print(f"initialised from {args.init}", flush=True)
     print(f"arch {spec.to_json()}, {sum(p.numel() for p in net.parameters())} parameters", flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     use_amp, channels_last = dev.type == "cuda", False
@@ -367,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"train_steps": step + 1, "train_batch": args.batch, "train_every": args.every, "seed": args.seed,
             "train_frames": len(fs.images), "synthetic": bool(args.synthetic), "lr": args.lr,
             "crop": args.crop, "conf_neg_weight": args.conf_neg_weight, "holdout_val": args.holdout_val,
-            "arch": spec.to_json(), "train_seconds": round(time.perf_counter() - t_start, 1)}
+            "arch": spec.to_json(), "train_seconds": round(time.perf_counter() - t_start, 1),
+            "init": Path(args.init).name if args.init else None}
     export_onnx(net, out, meta)
     torch.save(net.state_dict(), out.with_suffix(".pt"))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) after {step + 1} steps, "

@@ -11,10 +11,11 @@ Layout written to ``out_dir``::
 Mix (per image): ~10% empty frames, otherwise 1-4 objects; ~70% drones (quad, X8, FPV, Shahed, fixed
 wing), ~30% distractors (bird, airliner, helicopter); object size drawn log-uniformly 4-40 px for ~80% of
 objects and 40-300 px for the rest; the camera looks between 10 deg below and 35 deg above the horizon
-with random roll, at 2-300 m altitude; ~20% grey IR-like scenes.
+with random roll, at 2-300 m altitude; ~20% grey IR-like scenes. ``--homing-fraction F`` renders that share
+of frames as the interceptor sees them in terminal homing instead (:func:`homing_view`).
 
 CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512] [--workers K]
-[--empty-fraction F] [--ir-fraction F] [--distractor-fraction F] [--small-fraction F]``
+[--empty-fraction F] [--ir-fraction F] [--distractor-fraction F] [--small-fraction F] [--homing-fraction F]``
 (same output for any K; ~10 images/s per core at 640x512).
 """
 
@@ -94,9 +95,11 @@ class DatasetMix:
     distractor_fraction: float = 0.3  # objects that are birds, airliners, helicopters
     small_fraction: float = 0.8  # objects drawn 4-40 px (the rest 40-300 px)
     max_targets: int = 4
+    homing_fraction: float = 0.0  # frames seen as in terminal homing (:func:`homing_view`: ground, roll, blur)
 
     def __post_init__(self) -> None:
-        fr = (self.empty_fraction, self.ir_fraction, self.distractor_fraction, self.small_fraction)
+        fr = (self.empty_fraction, self.ir_fraction, self.distractor_fraction, self.small_fraction,
+              self.homing_fraction)
         if not all(0.0 <= f <= 1.0 for f in fr) or not 1 <= self.max_targets <= 4:
             raise RenderError("mix fractions must be in [0, 1] and max_targets in 1..4")
 
@@ -147,6 +150,17 @@ def random_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return pos, q
 
 
+def homing_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A view as the interceptor's camera has it in terminal homing: 30-300 m up, looking 50 deg below to
+    20 deg above the horizon (the ground and the tree line fill much of the frame), roll +-45 deg, and the
+    body rate (rad/s, FRD) whose rotation blur the frame gets. Returns (position NED m, attitude, rate)."""
+    alt = math.exp(rng.uniform(math.log(30.0), math.log(300.0)))
+    pos = np.array([rng.uniform(-500, 500), rng.uniform(-500, 500), -alt])
+    q = euler_to_quat(float(rng.uniform(-0.8, 0.8)), float(rng.uniform(math.radians(-50), math.radians(20))),
+                      float(rng.uniform(-math.pi, math.pi)))
+    return pos, q, rng.normal(0.0, 0.5, 3)
+
+
 def yolo_lines(labels, width_px: int, height_px: int) -> list[str]:
     """YOLO lines for usable labels; camera-model pixels (centre of pixel 0 at 0) -> [0, 1] edges."""
     out = []
@@ -167,7 +181,11 @@ def render_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 
     if cache is not None:
         scene = dataclasses.replace(scene, seed=int(rng.integers(0, texture_pool)))
     camera = random_camera(rng, image_size)
-    cam_pos, q = random_view(rng)
+    rate = None
+    if mix.homing_fraction > 0 and rng.random() < mix.homing_fraction:
+        cam_pos, q, rate = homing_view(rng)
+    else:
+        cam_pos, q = random_view(rng)
     p_n = np.array([0.6, 0.2, 0.12, 0.08][:mix.max_targets])
     n = 0 if rng.random() < mix.empty_fraction else int(rng.choice(np.arange(1, mix.max_targets + 1),
                                                                    p=p_n / p_n.sum()))
@@ -175,7 +193,7 @@ def render_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 
                              small_fraction=mix.small_fraction) for _ in range(n)]
     targets = [t for t in targets if t is not None]
     renderer = Renderer(camera, scene, cache=cache)
-    frame = renderer.render(cam_pos, q, targets, rng, t_s=float(rng.uniform(0, 10)))
+    frame = renderer.render(cam_pos, q, targets, rng, t_s=float(rng.uniform(0, 10)), rate_body_radps=rate)
     return frame, targets, scene, camera
 
 
@@ -207,7 +225,8 @@ def _worker(args) -> list[dict]:
 def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
                  image_size: tuple[int, int] = (640, 512), empty_fraction: float = 0.1,
                  ir_fraction: float = 0.2, jpeg_quality: int = 92, progress: bool = False,
-                 workers: int = 1, distractor_fraction: float = 0.3, small_fraction: float = 0.8) -> dict:
+                 workers: int = 1, distractor_fraction: float = 0.3, small_fraction: float = 0.8,
+                 homing_fraction: float = 0.0) -> dict:
     """Write ``n_images`` renders with YOLO labels into ``out_dir`` (see module docstring).
 
     One seed is drawn from ``rng``; image ``i`` uses ``default_rng([seed, i])``, so the output is the
@@ -219,7 +238,8 @@ def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
-    mix = DatasetMix(empty_fraction, ir_fraction, distractor_fraction, small_fraction)
+    mix = DatasetMix(empty_fraction, ir_fraction, distractor_fraction, small_fraction,
+                     homing_fraction=homing_fraction)
     base_seed = int(rng.integers(0, 2**62))
     chunk = 50
     jobs = [(out, range(s, min(s + chunk, n_images)), base_seed, tuple(image_size), mix, jpeg_quality)
@@ -272,11 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ir-fraction", type=float, default=0.2)
     ap.add_argument("--distractor-fraction", type=float, default=0.3, help="share of objects that are not drones")
     ap.add_argument("--small-fraction", type=float, default=0.8, help="share of objects drawn 4-40 px")
+    ap.add_argument("--homing-fraction", type=float, default=0.0,
+                    help="share of frames seen as in terminal homing (ground, tree line, roll, rotation blur)")
     ap.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     args = ap.parse_args(argv)
     stats = make_dataset(args.out, args.n, np.random.default_rng(args.seed), (args.width, args.height),
                          args.empty_fraction, args.ir_fraction, progress=True, workers=args.workers,
-                         distractor_fraction=args.distractor_fraction, small_fraction=args.small_fraction)
+                         distractor_fraction=args.distractor_fraction, small_fraction=args.small_fraction,
+                         homing_fraction=args.homing_fraction)
     print(json.dumps(stats))
     return 0
 

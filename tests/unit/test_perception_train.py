@@ -17,3 +17,25 @@ def test_train_recipe_runs_on_cpu_and_exports(shared_data, tmp_path):
                  "--every", "150", "--out", str(out)]) == 0
     det = Detector(DetectorConfig(model_path=str(out)))
     assert det.layout == "centernet" and det.class_names == ("drone", "bird", "airplane", "helicopter")
+
+
+@pytest.mark.slow
+def test_fine_tune_starts_from_given_weights_and_refuses_another_layout(shared_data, tmp_path):
+    torch = pytest.importorskip("torch", reason="training needs the optional extra 'train' (torch)")
+    from models.train import main
+
+    base = tmp_path / "base.onnx"
+    common = ["--data", str(shared_data), "--device", "cpu", "--batch", "4", "--every", "150", "--arch", "v2"]
+    assert main(common + ["--steps", "2", "--out", str(base)]) == 0
+    w0 = torch.load(base.with_suffix(".pt"), weights_only=True)
+    tuned = tmp_path / "tuned.onnx"
+    assert main(common + ["--steps", "1", "--lr", "1e-9", "--init", str(base.with_suffix(".pt")), "--out", str(tuned)]) == 0
+    w1 = torch.load(tuned.with_suffix(".pt"), weights_only=True)
+    # one step at lr ~0 moves no weight (BatchNorm running statistics do move): the run started from the given
+    # weights; from scratch (same seed) it would sit ~1e-5 away, where base's two warm-up steps took it
+    learned = [k for k in w0 if "running_" not in k and "num_batches" not in k]
+    assert len(learned) > 20
+    assert all(torch.allclose(w0[k].float(), w1[k].float(), atol=1e-6) for k in learned)
+    with pytest.raises(SystemExit, match="cannot load"):
+        main(["--data", str(shared_data), "--device", "cpu", "--batch", "4", "--every", "150", "--steps", "1",
+              "--init", str(base.with_suffix(".pt")), "--out", str(tmp_path / "v1.onnx")])

@@ -22,7 +22,7 @@ from sitl.render import (
     random_scene,
 )
 from sitl.render._kernels import finish_numba, finish_numpy
-from sitl.render.dataset import make_dataset
+from sitl.render.dataset import DatasetMix, homing_view, make_dataset
 from sitl.render.models import MeshLibrary
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
@@ -303,3 +303,24 @@ def test_terrain_hides_targets_behind_it():
     assert lab.excluded == "" and 0.05 < lab.visible_fraction < 0.95
     assert full[0] <= lab.xyxy_px[0] and lab.xyxy_px[2] <= full[2]  # never beyond the geometric box
     assert full[1] <= lab.xyxy_px[1] and lab.xyxy_px[3] <= full[3]
+
+
+def test_homing_views_look_down_roll_and_blur_and_leave_the_default_mix_unchanged(tmp_path):
+    rng = np.random.default_rng(3)
+    views = [homing_view(rng) for _ in range(300)]
+    fwd = np.array([quat_to_rotmat(q)[:, 0] for _, q, _ in views])       # camera axis (mount tilt 0), NED
+    elev_deg = np.degrees(np.arcsin(-fwd[:, 2]))
+    assert elev_deg.min() >= -50.5 and elev_deg.max() <= 20.5 and np.mean(elev_deg < -20) > 0.35
+    alts = np.array([-p[2] for p, _, _ in views])
+    assert alts.min() >= 30.0 and alts.max() <= 300.0
+    assert np.std([r for _, _, r in views]) > 0.3                        # rotation blur rates
+    with pytest.raises(RenderError):
+        DatasetMix(homing_fraction=1.5)
+    # the default mix draws no homing views (and no extra random numbers): same images as before the option
+    a = make_dataset(tmp_path / "a", 3, np.random.default_rng(4), image_size=(96, 80))
+    make_dataset(tmp_path / "b", 3, np.random.default_rng(4), image_size=(96, 80), homing_fraction=1.0)
+    c = make_dataset(tmp_path / "c", 3, np.random.default_rng(4), image_size=(96, 80), homing_fraction=0.0)
+    same = [np.array_equal(cv2.imread(str(tmp_path / "a" / f"images/{i:06d}.jpg")),
+                           cv2.imread(str(tmp_path / x / f"images/{i:06d}.jpg"))) for x in ("b", "c") for i in range(3)]
+    assert same[3:] == [True] * 3 and not all(same[:3])
+    assert a == c
