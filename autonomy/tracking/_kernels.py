@@ -65,7 +65,8 @@ C_W_LOGDET = 20         # weight of ln(det S / det R) in the association cost (0
 C_CLASS_TAU_S = 21      # time constant of the class votes' exponential forgetting, s (0: never forget)
 C_CLASS_SWITCH = 22     # a confirmed track changes class only when the challenger's votes exceed this x its own
 C_DROP_DUP_COAST = 23   # 1: delete a coasting track whose LOS lies on a confirmed track updated this frame
-N_CFG = 24
+C_DUP_SIZE_RATIO = 24   # ... only if their angular sizes agree within this factor (>= 1)
+N_CFG = 25
 
 # ---- intrinsics vector ``intr``: fx, fy, cx, cy, k1, k2, p1, p2, k3 ----
 N_INTR = 9
@@ -916,8 +917,11 @@ def step(
             recentre(x[i], p[i], basis[i], order)
     # 5b. a coasting track that sits on a confirmed track updated this frame is a duplicate of that object
     # (both were alive when the detections came back and the other won the assignment): delete it, so that
-    # users following its id (the engagement) re-associate to the live one instead of homing on a prediction
+    # users following its id (the engagement) re-associate to the live one instead of homing on a prediction.
+    # Only a live track of comparable angular size is the same object: a small target that misses a detection
+    # next to a big box (ground clutter, 10x its size) is another object and coasts on
     if cfg[C_DROP_DUP_COAST] > 0.0:
+        ln_ratio = math.log(max(cfg[C_DUP_SIZE_RATIO], 1.0))
         for r in range(k):
             i = live[r]
             if ist[i, I_STATUS] != COASTING:
@@ -926,6 +930,8 @@ def step(
             for r2 in range(k):
                 j = live[r2]
                 if j == i or ist[j, I_STATUS] != CONFIRMED or ist[j, I_DET] < 0:
+                    continue
+                if abs(x[j, 2] - x[i, 2]) > ln_ratio:
                     continue
                 c = basis[i, 0, 0] * basis[j, 0, 0] + basis[i, 0, 1] * basis[j, 0, 1] + basis[i, 0, 2] * basis[j, 0, 2]
                 ang = math.acos(min(1.0, max(-1.0, c)))

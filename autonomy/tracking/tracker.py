@@ -60,7 +60,10 @@ class TrackerConfig:
     position gate) of a confirmed track updated in the same step is deleted as a duplicate of that object. Off
     by default (the evaluation sets were tuned without it); on in the simulator config, where a long coast
     (``max_coast_s``) otherwise left the engagement homing on a stale duplicate while the live track had the
-    detections. Cost: a real second target hidden behind the first for a moment loses its track.
+    detections. Cost: a real second target hidden behind the first for a moment loses its track. Only a live
+    track whose angular size is within ``dup_max_size_ratio`` of the coasting one's counts: in the simulator a
+    ~30 px target that missed one detection while the vehicle rolled was deleted because it lay inside the
+    extent of a ~300 px ground-clutter box, and the engagement then re-associated to the clutter.
     """
 
     motion_model: str = "cv"            # "cv" or "ca"
@@ -87,6 +90,7 @@ class TrackerConfig:
     class_memory_s: float = 3.0         # class votes fade with this time constant (0: never forget)
     class_switch_ratio: float = 2.0     # a confirmed track changes class only on this much more evidence
     drop_coasting_duplicates: bool = False  # delete a coasting track lying on a confirmed one updated this frame
+    dup_max_size_ratio: float = 3.0     # ... of an angular size within this factor of its own
 
     def __post_init__(self) -> None:
         if self.motion_model not in ("cv", "ca"):
@@ -103,6 +107,8 @@ class TrackerConfig:
             raise TrackingError("confirm_hits and max_tentative_misses must be >= 1")
         if self.gate_chi2 <= 0:
             raise TrackingError("gate_chi2 must be positive")
+        if self.dup_max_size_ratio < 1.0:
+            raise TrackingError(f"dup_max_size_ratio must be >= 1, got {self.dup_max_size_ratio}")
         if self.class_switch_ratio < 1.0:
             raise TrackingError(f"class_switch_ratio must be >= 1, got {self.class_switch_ratio}")
 
@@ -137,6 +143,7 @@ class TrackerConfig:
         c[K.C_CLASS_TAU_S] = self.class_memory_s
         c[K.C_CLASS_SWITCH] = self.class_switch_ratio
         c[K.C_DROP_DUP_COAST] = 1.0 if self.drop_coasting_duplicates else 0.0
+        c[K.C_DUP_SIZE_RATIO] = self.dup_max_size_ratio
         return c
 
     @classmethod
