@@ -117,6 +117,21 @@ class EngagementConfig:
     engageable_classes: tuple[str, ...] = ("drone", "uav", "quadcopter", "fixed_wing_uav", "shahed", "fpv")
     confuser_classes: tuple[str, ...] = ("bird", "airplane", "airliner", "helicopter")
     target_size_m: tuple[tuple[str, float], ...] = (("drone", 0.5), ("shahed", 2.5), ("fixed_wing_uav", 2.5))
+    # size plausibility of a camera track taken over in ACQUIRE or by re-association: its span (angular size x
+    # the nearest range the cue allows, 3 sigma) may not exceed max_target_span_m x target_span_margin (the
+    # detector's box diagonal runs up to ~1.6x the wingspan). Shahed-136 class: ~2.5-3.5 m. A 300 px ground-clutter
+    # box at 85 m spans ~40 m. inf: off. Boxes up to span_check_min_px (diagonal, at the camera's fx) always pass:
+    # the shipped model boxes a 2.5 m wing at 560 m (4 px) as ~24 px
+    max_target_span_m: float = 3.5
+    target_span_margin: float = 2.0
+    span_check_min_px: float = 40.0
+    # re-association also needs the candidate's angular size within this factor of the lost track's (scaled by
+    # the range change since it was last seen)
+    reassociate_max_size_ratio: float = 3.0
+    # a coasting engaged track is flown from its last measurement (range x rate = relative velocity across the
+    # LOS, target velocity held, our own velocity change since then known) for at most this long; beyond,
+    # and for fresh tracks beyond 0.5 s of latency, the LOS is propagated with its rate
+    coast_propagate_max_s: float = 2.0
     geofence: GeofenceConfig = field(default_factory=GeofenceConfig)
     no_engage_zones: tuple[Zone, ...] = ()
 
@@ -128,6 +143,10 @@ class EngagementConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise EngagementError(f"{name} must be a positive finite number, got {v!r}")
+        if not (self.max_target_span_m > 0 and self.target_span_margin >= 1.0 and self.reassociate_max_size_ratio >= 1.0
+                and self.span_check_min_px >= 0.0):
+            raise EngagementError("max_target_span_m > 0, target_span_margin >= 1, reassociate_max_size_ratio >= 1 and "
+                                  "span_check_min_px >= 0 are required")
         overlap = set(self.engageable_classes) & set(self.confuser_classes)
         if overlap:
             raise EngagementError(f"classes both engageable and confuser: {sorted(overlap)}")

@@ -163,6 +163,8 @@ class _Target:
 class EngagementMachine:
     """See the module docstring. ``camera`` gives the field of view kept during terminal homing."""
 
+    _VEL_HIST_N = 120   # own-velocity samples kept (latency and coasting compensation; ~4 s at 30 Hz)
+
     def __init__(self, config: EngagementConfig, camera: Camera | None = None,
                  autopilot: Autopilot = Autopilot.PX4) -> None:
         self.cfg = config
@@ -176,6 +178,7 @@ class EngagementMachine:
         self._track_id: int | None = None
         self._track_last_t: float = -math.inf
         self._last_track: TargetTrack | None = None
+        self._last_range_m = math.nan   # range estimate when the engaged track was last seen (m)
         self._cue_id: int | None = None
         self._cue_hist: list[TargetCue] = []
         self._reattacks = 0
@@ -185,6 +188,8 @@ class EngagementMachine:
         self._reasons: list[Reason] = []
         self._blocked_note: Reason | None = None
         self._vel_hist: list[tuple[float, np.ndarray]] = []
+        self._pos_hist: list[tuple[float, np.ndarray]] = []
+        self._meas_track: TargetTrack | None = None   # the engaged track's last measured (not coasting) state
 
     # ----------------------------------------------------------------------------------------- helpers
     def _go(self, t_s: float, to: State, reason: Reason, details: str = "") -> None:
@@ -301,21 +306,53 @@ class EngagementMachine:
                 c = self._cue()
                 gate = self.cfg.cue_gate_rad + (3.0 * c.pos_std_m / rng if rng > 1.0 else math.pi)
                 ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / max(rng, 1e-9))))
-                if ang > gate:
+                if ang > gate or not self._span_plausible(tr, rng, c.pos_std_m):
                     continue
             if ang < best_ang:
                 best, best_ang = tr, ang
         return best, refused
 
+    def _span_plausible(self, tr: TargetTrack, rng_m: float, rng_std_m: float) -> bool:
+        """Could ``tr`` be a target at range ``rng_m`` (1-sigma ``rng_std_m``, m)? Its span, angular size (box
+        diagonal, rad) x the nearest range within 3 sigma, must be at most ``max_target_span_m x
+        target_span_margin``. The track's own ``range_m`` is used when it has one. Unknown sizes, and sizes up to
+        ``span_check_min_px`` (the detector's smallest boxes), pass."""
+        size = float(tr.angular_size_rad)
+        if size <= self.cfg.span_check_min_px / self.camera.intrinsics.fx_px:
+            return True
+        if tr.range_m is not None and math.isfinite(tr.range_m):
+            rng_m = float(tr.range_m)
+        if not (math.isfinite(size) and math.isfinite(rng_m) and math.isfinite(self.cfg.max_target_span_m)):
+            return True
+        r_lo = max(rng_m - 3.0 * max(rng_std_m, 0.0), 0.0)
+        return size * r_lo <= self.cfg.max_target_span_m * self.cfg.target_span_margin
+
     def _reassociate(self, tracks, own_pos: np.ndarray, t_s: float) -> TargetTrack | None:
+        """A confirmed engageable track in the direction of the lost one's estimate (angle gate), of a plausible
+        span at that range, and of an angular size within ``reassociate_max_size_ratio`` of the lost track's
+        (scaled by the range change): in the simulator a 30 px target lost for one frame was otherwise replaced
+        by a 300 px ground-clutter track next to it."""
         d = self._tgt.pos_ned_m - own_pos
         rng = float(np.linalg.norm(d))
         if rng < 1.0:
             return None
         gate = self.cfg.cue_gate_rad + 3.0 * 5.0 / rng
+        c = self._cue()
+        rng_std = c.pos_std_m if c is not None else 5.0
+        size_exp = math.nan
+        last = self._last_track
+        if last is not None and math.isfinite(last.angular_size_rad) and last.angular_size_rad > 0.0:
+            r_last = self._last_range_m
+            size_exp = float(last.angular_size_rad) * (r_last / rng if math.isfinite(r_last) else 1.0)
+        ln_ratio = math.log(self.cfg.reassociate_max_size_ratio)
         best, best_ang = None, math.inf
         for tr in tracks:
             if tr.status is not TrackStatus.CONFIRMED or tr.class_name not in self.cfg.engageable_classes:
+                continue
+            if not self._span_plausible(tr, rng, rng_std):
+                continue
+            if math.isfinite(size_exp) and math.isfinite(tr.angular_size_rad) and tr.angular_size_rad > 0.0 \
+                    and abs(math.log(float(tr.angular_size_rad) / size_exp)) > ln_ratio:
                 continue
             ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / rng)))
             if ang < gate and ang < best_ang:
@@ -335,6 +372,7 @@ class EngagementMachine:
         if tr is not None:
             r = self._track_range(tr, own_pos, t_s)
             if r is not None:
+                self._last_range_m = r
                 self._tgt.pos_ned_m = own_pos + self._los_now(tr, t_s) * r
                 self._tgt.t_s = t_s
                 return
@@ -350,7 +388,8 @@ class EngagementMachine:
         veh = inp.vehicle
         pos = np.asarray(veh.pos_ned_m, dtype=np.float64)
         vel = np.asarray(veh.vel_ned_mps, dtype=np.float64)
-        self._vel_hist = (self._vel_hist + [(t, vel.copy())])[-30:]
+        self._vel_hist = (self._vel_hist + [(t, vel.copy())])[-self._VEL_HIST_N:]
+        self._pos_hist = (self._pos_hist + [(t, pos.copy())])[-self._VEL_HIST_N:]
         self._commands(t, inp.commands)
         self._update_cue(inp.cue)
         # --- final states: ABORT -> HOLD -> RTL
@@ -410,6 +449,8 @@ class EngagementMachine:
         if self.state in (State.MIDCOURSE, State.ACQUIRE) and not self._cue_fresh(t):
             self._go(t, State.ABORT, Reason.CUE_LOST)
             return self._final_output(t)
+        if tr is not None and tr.status is TrackStatus.CONFIRMED and tr.misses == 0:
+            self._meas_track = tr
         self._update_target(t, pos, tr if tr is not None else None)
         tgt_pos = self._tgt.pos_ned_m
         rng = float(np.linalg.norm(tgt_pos - pos)) if tgt_pos is not None else math.inf
@@ -507,8 +548,9 @@ class EngagementMachine:
         return EngagementOutput(t_s, s, sp, brake=not rtl, rtl=rtl, reasons=tuple(self._reasons),
                                 engaged_track_id=self._track_id)
 
-    def _own_vel_at(self, t_s: float, default: np.ndarray) -> np.ndarray:
-        hist = self._vel_hist
+    def _own_vel_at(self, t_s: float, default: np.ndarray, hist: list | None = None) -> np.ndarray:
+        """Own velocity (or, with ``hist=self._pos_hist``, position) at ``t_s`` interpolated from the history."""
+        hist = self._vel_hist if hist is None else hist
         for i in range(len(hist) - 1, 0, -1):
             t1, v1 = hist[i]
             t0, v0 = hist[i - 1]
@@ -524,16 +566,28 @@ class EngagementMachine:
         (``v_perp = R * rate``); our own velocity change since then is known from the vehicle history, the
         target's is assumed zero over the latency. Without a range, the LOS is propagated with the old rate.
         """
+        max_lat = 0.5
+        meas = self._meas_track
+        if tr.status is TrackStatus.COASTING and meas is not None and meas.track_id == tr.track_id \
+                and t_s - meas.t_s <= self.cfg.coast_propagate_max_s:
+            # coasting: the tracker (or a stale truth track) predicts the LOS with its last rate, open loop; from
+            # the last measurement, our own velocity change since then closes the loop (a frozen rate held the
+            # PN command for the ~1 s blind end of a pass and cost the pipeline's 1.2-1.5 m misses)
+            tr, max_lat = meas, self.cfg.coast_propagate_max_s
         los_c = np.asarray(tr.los_ned, dtype=np.float64)
         rate_c = np.asarray(tr.los_rate_ned_radps, dtype=np.float64)
         lat = max(t_s - tr.t_s, 0.0)
         r_m = self._track_range(tr, pos, t_s)
-        if r_m is None or r_m < 1.0 or lat > 0.5:
+        if r_m is None or r_m < 1.0 or lat > max_lat:
             return self._los_now(tr, t_s), rate_c
         v_own_c = self._own_vel_at(tr.t_s, vel)
         v_rad = float((self._tgt.vel_ned_mps - v_own_c) @ los_c)
         v_rel_c = rate_c * r_m + v_rad * los_c
-        r_now = los_c * r_m + v_rel_c * lat - 0.5 * (vel - v_own_c) * lat
+        if max_lat > 0.5:
+            # coasting: the target's velocity held, our own displacement since the measurement from the history
+            r_now = los_c * r_m + (v_rel_c + v_own_c) * lat - (pos - self._own_vel_at(tr.t_s, pos, self._pos_hist))
+        else:
+            r_now = los_c * r_m + v_rel_c * lat - 0.5 * (vel - v_own_c) * lat
         v_rel_now = v_rel_c - (vel - v_own_c)
         rn = float(np.linalg.norm(r_now))
         if rn < 0.5:

@@ -470,3 +470,87 @@ def test_fov_keeping_is_scheduled_by_range_and_target_size():
     assert np.allclose(terminal_acc(2.5, 80.0, fov_keep_max_size_m=1.0), terminal_acc(2.5, 80.0, fov_keep_terminal=False))
     assert np.allclose(terminal_acc(0.4, 400.0, fov_keep_range_m=300.0),
                        terminal_acc(0.4, 400.0, fov_keep_terminal=False))
+
+
+def test_reassociation_refuses_a_track_of_implausible_size():
+    """Issue 6, quick seed 0: the engaged 30 px target was deleted for one frame and the engagement took over a
+    300 px ground-clutter "drone" track 0.2 rad away (angle gate only). The candidate must also have a plausible
+    span at the estimated range and an angular size comparable with the lost track's."""
+    w = World()
+    w2 = World()
+    for world in (w, w2):
+        world.step(cmds=[world.auth(CUE_ID)])   # the ground track is authorized: a re-associated id stays terminal
+        world.step()
+        world.step(tracks=[world.track()])
+        world.step(tracks=[world.track()])
+        assert world.m.state is State.TERMINAL
+    r = float(np.linalg.norm(w.tgt - w.pos))
+    rel = (w.tgt - w.pos) / r
+    side = np.cross(rel, [0.0, 0.0, 1.0])
+    near = rel + 0.05 * side / np.linalg.norm(side)        # 0.05 rad off: inside the re-association gate
+    clutter = replace(w.track(tid=28, direction=near * r), angular_size_rad=0.45)   # ~270 m across at 600 m
+    out = w.step(tracks=[clutter])
+    assert out.engaged_track_id != 28 and Reason.TRACK_REASSOCIATED not in out.reasons, w.m.decisions
+    # twice the lost track's size (closing in) and 2.5 m across: taken over
+    out = w2.step(tracks=[replace(w2.track(tid=12, direction=near * r), angular_size_rad=2 * 2.5 / r)])
+    assert out.engaged_track_id == 12 and Reason.TRACK_REASSOCIATED in out.reasons and out.state is State.TERMINAL
+    # a 4x jump in angular size is not the same object even when it could be a small target at that range
+    w3 = World()
+    w3.to_terminal()
+    out = w3.step(tracks=[replace(w3.track(tid=13, direction=near * r), angular_size_rad=4 * 2.5 / r)])
+    assert out.engaged_track_id == 5, w3.m.decisions
+
+
+def test_acquisition_refuses_a_track_too_big_for_the_cued_range():
+    """A confirmed "drone" track in the cue's direction whose span at the cued range is tens of metres (ground
+    texture) is not taken; the real-size one next to it is."""
+    w = World()
+    w.step()
+    big = replace(w.track(tid=9), angular_size_rad=0.1, range_m=None)     # 60 m across at 600 m
+    out = w.step(tracks=[big])
+    assert out.state is State.ACQUIRE and out.engaged_track_id is None
+    out = w.step(tracks=[big, w.track(tid=5)])
+    assert out.state is State.AWAIT_AUTHORIZATION and out.engaged_track_id == 5
+    # off with an infinite span limit (the behaviour before)
+    w = World(cfg(max_target_span_m=math.inf))
+    w.step()
+    assert w.step(tracks=[big]).engaged_track_id == 9
+
+
+@pytest.mark.parametrize("coast_s", [2.0, 0.0])
+def test_coasting_track_is_flown_closed_loop_from_its_last_measurement(coast_s):
+    """Issue 6: the target is not detected in the last ~1 s of a pass (it fills the image); the tracker coasts it
+    with its last LOS rate, which held the PN command open loop and cost 1.2-1.5 m. From the last measurement
+    (range x rate = relative velocity across the LOS) and our own velocity change since, the rate the law sees
+    follows our manoeuvre: here we match the target's crossing velocity, so the true LOS rate is 0."""
+    w = World(cfg(coast_propagate_max_s=coast_s), tgt=(150.0, 0.0, -100.0))
+    w.tgt_vel = np.array([0.0, 10.0, 0.0])
+    w.to_terminal()
+    w.vel = np.array([50.0, 0.0, 0.0])
+
+    def track(status):
+        rel = w.tgt - w.pos
+        r = float(np.linalg.norm(rel))
+        vrel = w.tgt_vel - w.vel
+        rate = (vrel - (vrel @ rel) / r * rel / r) / r
+        return TargetTrack(5, w.t + 0.1, status, rel / r, rate, np.eye(3) * 1e-6, 2.5 / r, range_m=r, hits=20)
+
+    def advance(dt=0.1):
+        w.pos = w.pos + w.vel * dt
+        w.tgt = w.tgt + w.tgt_vel * dt
+
+    out = w.step(tracks=[track(TrackStatus.CONFIRMED)])
+    assert out.state is State.TERMINAL and out.acc_cmd_ned_mps2[1] > 10.0   # PN turns after the crossing target
+    frozen = track(TrackStatus.CONFIRMED)
+    for _ in range(5):                      # coasting: we now fly the target's crossing speed (true rate 0)
+        w.vel = np.array([50.0, 10.0, 0.0])
+        advance()
+        t_next = w.t + 0.1
+        los = frozen.los_ned + frozen.los_rate_ned_radps * (t_next - frozen.t_s)
+        coast = replace(frozen, t_s=t_next, status=TrackStatus.COASTING, los_ned=los / np.linalg.norm(los), misses=1)
+        out = w.step(tracks=[coast])
+    assert out.state is State.TERMINAL
+    if coast_s > 0:
+        assert abs(out.acc_cmd_ned_mps2[1]) < 2.0, out.acc_cmd_ned_mps2
+    else:   # the tracker's frozen rate: the command stays (the behaviour before)
+        assert out.acc_cmd_ned_mps2[1] > 10.0, out.acc_cmd_ned_mps2
