@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from autonomy.camera.model import Camera
+from autonomy.camera.model import Camera, pixels_to_bearings_cam
 from autonomy.engagement import EngagementInput, EngagementMachine, EngagementOutput, State
 from autonomy.guidance.setpoint import brake_setpoint
 from autonomy.runtime.timing import StageTimer
@@ -75,6 +75,11 @@ class PipelineConfig:
     cue_roi: bool = True                # re-detect at native resolution where the cue says the target is
     cue_roi_px: float = 256.0           # window side (grown to 3 sigma of the cue position, capped at 2x)
     cue_roi_until_confirmed: bool = True  # stop once a confirmed track exists (its own ROI takes over)
+    cue_span_filter: bool = True        # drop detections in the cue's direction too big for any target at the cued
+                                        # range (engagement max_target_span_m x target_span_margin; see
+                                        # drop_implausible_spans): ground texture the model calls "drone"
+    roi_max_box_px: float = 160.0       # no ROI re-detection for a track whose predicted box is larger than this
+                                        # (the full frame sees it; the window would be most of the image)
     cross_class_nms_iou: float = 0.0    # one box per object: of boxes of different classes overlapping by more
                                         # than this, keep the best-scoring one (0: off). The shipped model often
                                         # puts a "drone" and a "bird" box on one small target; both start tracks.
@@ -86,6 +91,8 @@ class PipelineConfig:
             raise PipelineError("roi_min_px >= 8, roi_box_factor > 0 and roi_max_tracks_n >= 0 are required")
         if not 0.0 < self.roi_merge_iou <= 1.0 or self.status_period_s <= 0:
             raise PipelineError("roi_merge_iou in (0, 1] and status_period_s > 0 are required")
+        if not self.roi_max_box_px > 0:
+            raise PipelineError("roi_max_box_px > 0 is required")
         if not 0.0 <= self.cross_class_nms_iou <= 1.0:
             raise PipelineError("cross_class_nms_iou in [0, 1] is required (0: off)")
 
@@ -162,6 +169,43 @@ def suppress_cross_class(dets: Detections, iou: float) -> Detections:
     return Detections(dets.t_capture_s, dets.xyxy_px[kb], dets.scores[kb], dets.class_ids[kb], dets.class_names)
 
 
+def box_diagonals_rad(camera: Camera, xyxy_px: np.ndarray) -> np.ndarray:
+    """Angle (rad) between the top-left and bottom-right corner bearings of each box (N, 4) xyxy px:
+    the angular size the tracker measures (distortion included)."""
+    xyxy = np.asarray(xyxy_px, dtype=np.float64).reshape(-1, 4)
+    if len(xyxy) == 0:
+        return np.zeros(0)
+    b1 = pixels_to_bearings_cam(camera.intrinsics, xyxy[:, 0:2])
+    b2 = pixels_to_bearings_cam(camera.intrinsics, xyxy[:, 2:4])
+    return np.arctan2(np.linalg.norm(np.cross(b1, b2), axis=1), np.einsum("ij,ij->i", b1, b2))
+
+
+def drop_implausible_spans(dets: Detections, camera: Camera, q_body_to_ned: np.ndarray, cue_los_ned: np.ndarray,
+                           range_lo_m: float, gate_rad: float, max_span_m: float,
+                           min_size_rad: float = 0.0) -> Detections:
+    """Detections minus those whose centre lies within ``gate_rad`` of the cue's line of sight ``cue_los_ned``
+    (unit, NED) and whose span at the cue's nearest plausible range ``range_lo_m`` (box diagonal angle x range)
+    exceeds ``max_span_m``: in the cue's direction, at that range, such a box is no aerial target (the shipped
+    model fires "drone" at 0.4-0.5 on 200-300 px tree lines and fields; at 85 m that is ~40 m across).
+    Boxes away from the cue are kept (their range is unknown), and so are boxes of at most ``min_size_rad``
+    (the detector's smallest boxes are far larger than a distant target)."""
+    n = len(dets)
+    if n == 0 or not (range_lo_m > 0.0 and math.isfinite(max_span_m)):
+        return dets
+    size = box_diagonals_rad(camera, dets.xyxy_px)
+    span = np.where(size > min_size_rad, size * range_lo_m, 0.0)
+    ctr = np.column_stack([0.5 * (dets.xyxy_px[:, 0] + dets.xyxy_px[:, 2]),
+                           0.5 * (dets.xyxy_px[:, 1] + dets.xyxy_px[:, 3])])
+    los = camera.pixels_to_los_ned(ctr, q_body_to_ned)
+    cosang = np.clip(los @ np.asarray(cue_los_ned, dtype=np.float64), -1.0, 1.0)
+    bad = (span > max_span_m) & (np.arccos(cosang) <= gate_rad)
+    if not np.any(bad):
+        return dets
+    keep = ~bad
+    return Detections(dets.t_capture_s, dets.xyxy_px[keep], dets.scores[keep], dets.class_ids[keep],
+                      dets.class_names)
+
+
 class Pipeline:
     """Frame -> pose -> detect (+ROI) -> track -> engage -> setpoint. See the module docstring.
 
@@ -221,12 +265,18 @@ class Pipeline:
         if cfg.roi_enabled and self.tracker is not None and cfg.roi_max_tracks_n > 0:
             live = [tr for tr in (self.tracker.last_tracks or ()) if tr.status.value in ("confirmed", "coasting",
                                                                                           "tentative")]
-            live.sort(key=lambda tr: (tr.status.value != "confirmed", -tr.score))
+            # the engaged track first (a coasting target must keep its window when clutter tracks score higher)
+            engaged = self.last.output.engaged_track_id if self.last is not None else None
+            live.sort(key=lambda tr: (tr.track_id != engaged, tr.status.value != "confirmed", -tr.score))
             h, w = image.shape[:2]
-            for tr in live[: cfg.roi_max_tracks_n]:
+            n_roi = 0
+            for tr in live:
+                if n_roi >= cfg.roi_max_tracks_n:
+                    break
                 box = self.tracker.predict_box(tr.track_id, q, t_cap)
-                if box is None:
+                if box is None or max(box[2] - box[0], box[3] - box[1]) > cfg.roi_max_box_px:
                     continue
+                n_roi += 1
                 cu, cv = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
                 if not (0 <= cu < w and 0 <= cv < h):
                     continue
@@ -291,6 +341,8 @@ class Pipeline:
             self.timer.record("pose", self._wall() - w0)
             if self.detector is not None:
                 dets, rois = self._perceive(image, t_capture_s, q)
+                if self.config.cue_span_filter:
+                    dets = self._span_filter(dets, st, q, t_capture_s)
                 if self.tracker is not None:
                     w2 = self._wall()
                     tracks = tuple(self.tracker.step(dets, q, t_capture_s))
@@ -319,6 +371,22 @@ class Pipeline:
         self._record(res)
         self._status(now, out)
         return res
+
+    def _span_filter(self, dets: Detections, st: VehicleState, q: np.ndarray, t_s: float) -> Detections:
+        """:func:`drop_implausible_spans` with the fresh cue (range minus 3 sigma; gate as ``cue_range``) and the
+        engagement's ``max_target_span_m x target_span_margin``. No fresh cue: unchanged."""
+        c = self.cue
+        ecfg = self.machine.cfg
+        if c is None or len(dets) == 0 or t_s - c.t_s > self.config.cue_range_max_age_s:
+            return dets
+        d = np.asarray(c.pos_ned_m) + np.asarray(c.vel_ned_mps) * (t_s - c.t_s) - np.asarray(st.pos_ned_m)
+        rng = float(np.linalg.norm(d))
+        if rng < 1.0:
+            return dets
+        gate = self.config.cue_range_gate_rad + 3.0 * c.pos_std_m / rng
+        return drop_implausible_spans(dets, self.camera, q, d / rng, rng - 3.0 * c.pos_std_m, gate,
+                                      ecfg.max_target_span_m * ecfg.target_span_margin,
+                                      ecfg.span_check_min_px / self.camera.intrinsics.fx_px)
 
     def _with_cue_range(self, tracks: tuple[TargetTrack, ...], st: VehicleState, t_s: float) -> tuple:
         """Range for the tracks whose line of sight agrees with the cue: the camera gives bearing only,
