@@ -20,7 +20,8 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +121,13 @@ def scenario_engagement(cfg, sc: Scenario):
 
 
 def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path | None = None,
-                   progress: bool = False) -> RunResult:
-    """Fly ``sc`` in lockstep through the full pipeline; see the module docstring."""
+                   progress: bool = False, world_config: WorldConfig | None = None,
+                   on_world: Callable[[World], None] | None = None) -> RunResult:
+    """Fly ``sc`` in lockstep through the full pipeline; see the module docstring.
+
+    ``world_config`` replaces the default :class:`WorldConfig` (its camera is always the config's);
+    ``on_world`` is called with the world before it starts (tests use it to perturb wall-clock timing).
+    """
     from autonomy.config import load_config
     from autonomy.fly import config_identity
     from autonomy.tracking import Tracker
@@ -132,10 +138,13 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
     cam = cfg.camera.camera
     detector = make_detector(opts, cfg)
     renderer = Renderer(cam, SceneParams(seed=sc.seed if opts.scene_seed is None else opts.scene_seed))
-    world = World(sc, WorldConfig(camera=cam), bridge_config=cfg.bridge_config(), renderer=renderer)
+    wcfg = replace(world_config or WorldConfig(), camera=cam)
+    world = World(sc, wcfg, bridge_config=cfg.bridge_config(), renderer=renderer)
     recorder = FlightRecorder(out_dir / "flight.jsonl") if out_dir is not None else None
     video = None
     try:
+        if on_world is not None:
+            on_world(world)
         world.start()
         eng_cfg = scenario_engagement(cfg, sc)
         machine = EngagementMachine(eng_cfg, cam, Autopilot.PX4)

@@ -15,6 +15,16 @@ time):
 
 The onboard side is the ordinary :class:`autonomy.runtime.pipeline.Pipeline`; the world only feeds it
 frames and steps physics. Closest approach is measured within each physics tick (segment to segment).
+
+Determinism: the three sockets talk over real UDP on 127.0.0.1, so a datagram may still be in the kernel when
+its receiver reads. Every read is therefore a *delivery barrier*: the world counts the datagrams sent towards
+each socket (autopilot -> bridge and ground -> bridge: the senders' counters; bridge -> autopilot and bridge ->
+ground: :class:`LockstepBridge` counts per peer), and each receiver reads until it has exactly that many
+(``select``, bounded by ``WorldConfig.barrier_timeout_s`` of wall time; a lost datagram is a
+:class:`WorldError` naming the socket, never a hang). Within one read the bridge dispatches the autopilot's
+messages before the ground station's, the order in which the world sent them. So a datagram sent in a tick is
+handled in the receiver's next read whatever the OS scheduling, and a run depends only on the scenario, its
+seed and the code: not on wall-clock timing.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ from autonomy.geometry import ned_to_geodetic
 from autonomy.mavlink import Bridge, BridgeConfig, LinkConfig
 from autonomy.mavlink.wire import mavutil
 from autonomy.types import Detections
-from sitl.autopilot import PRESETS, Px4Autopilot, SimConfig, UdpLink
+from sitl.autopilot import PRESETS, Px4Autopilot, SimConfig, SitlLinkError, UdpLink
+from sitl.autopilot.links import await_datagrams
 from sitl.scenarios import Scenario
 from sitl.targets import Target, TargetSpec
 
@@ -85,9 +96,51 @@ def closest_approach_segment(r0: np.ndarray, r1: np.ndarray) -> tuple[float, flo
 # ============================================================================================ the bridge
 class LockstepBridge(Bridge):
     """The real bridge, whose blocking waits advance the lockstep world one physics tick at a time (in
-    lockstep, waiting *is* the simulator running). ``advance`` is set by the world."""
+    lockstep, waiting *is* the simulator running). ``advance`` is set by the world.
+
+    Delivery barrier (see the module docstring): ``barrier`` (set by the world) gives how many datagrams the
+    simulated peers have sent to the bridge's socket so far; each receive reads until exactly that many have
+    been read (``WorldError`` after ``barrier_timeout_s`` of wall time) and dispatches them ordered by
+    ``source_order`` (MAVLink (sysid, compid) -> rank: the order the world sent them in; stable otherwise).
+    ``sent_to`` counts, per peer UDP port, the datagrams the bridge sent there (pymavlink's ``udpin`` link
+    sends every message to each peer it has heard from): the peers' barriers.
+    """
 
     advance: Callable[[], None] | None = None
+
+    def __init__(self, config: BridgeConfig, clock) -> None:
+        super().__init__(config, clock)
+        self.barrier: Callable[[], int] | None = None
+        self.barrier_timeout_s = 5.0
+        self.source_order: dict[tuple[int, int], int] = {}
+        self.sent_to: dict[int, int] = {}
+
+    def _send(self, msg) -> bool:
+        ok = super()._send(msg)
+        if ok:
+            conn = self.link._conn  # pymavlink's udpin socket: its peers are who this datagram went to
+            for addr in getattr(conn, "clients", ()):
+                self.sent_to[addr[1]] = self.sent_to.get(addr[1], 0) + 1
+        return ok
+
+    def _receive(self, max_wait_s: float) -> list:
+        msgs = self.link.recv(max_wait_s=max_wait_s)
+        if self.barrier is None:
+            return msgs
+        st = self.link.stats
+        want = self.barrier()
+        if st.datagrams != want:
+            conn = self.link._conn
+            if conn is None:
+                raise WorldError(f"bridge link {self.config.link.url}: closed while {want - st.datagrams} "
+                                 "datagrams were due")
+            msgs += await_datagrams(f"bridge link {self.config.link.url}", conn.port,
+                                    lambda: self.link.recv(0.0), lambda: st.datagrams, want,
+                                    self.barrier_timeout_s, WorldError)
+        if len(msgs) > 1 and self.source_order:
+            rank, last = self.source_order, len(self.source_order)
+            msgs.sort(key=lambda mt: rank.get((mt[0].get_srcSystem(), mt[0].get_srcComponent()), last))
+        return msgs
 
     def wait_for(self, predicate, timeout_s: float) -> bool:
         deadline = self.clock.now_s() + timeout_s
@@ -118,6 +171,8 @@ class GroundStation:
     sysid: int = 255
     compid: int = 190
     signing_key: bytes | None = None
+    barrier: Callable[[], int] | None = None     # datagrams sent to this socket so far (set by the world)
+    barrier_timeout_s: float = 5.0
     texts: list[tuple[float, str]] = field(default_factory=list)
     acks: list[tuple[float, int, int]] = field(default_factory=list)
     sent_commands: list[tuple[float, int, int]] = field(default_factory=list)
@@ -127,7 +182,31 @@ class GroundStation:
                                                source_component=self.compid)
         if self.signing_key is not None:
             self.conn.setup_signing(self.signing_key, sign_outgoing=True, allow_unsigned_callback=lambda *_: True)
+        self.conn.mav.robust_parsing = True
         self._t_hb = -math.inf
+        self.tx_datagrams = 0     # every *_send below is one datagram (pymavlink writes each message at once)
+        self.rx_datagrams = 0
+        self._port = 0
+
+    @property
+    def local_port(self) -> int:
+        """The UDP port the ground station sends from (0 before its first send binds it)."""
+        if not self._port:
+            self._port = int(self.conn.port.getsockname()[1])
+        return self._port
+
+    def _drain(self) -> list:
+        msgs = []
+        for _ in range(10000):
+            try:
+                data = self.conn.recv()
+            except OSError:
+                break
+            if not data:
+                break
+            self.rx_datagrams += 1
+            msgs.extend(self.conn.mav.parse_buffer(data) or [])
+        return msgs
 
     def close(self) -> None:
         self.conn.close()
@@ -136,13 +215,14 @@ class GroundStation:
         if t_s - self._t_hb >= 1.0:
             self._t_hb = t_s
             self.conn.mav.heartbeat_send(6, 8, 0, 0, 4)  # MAV_TYPE_GCS, MAV_AUTOPILOT_INVALID
-        for _ in range(10000):
-            try:
-                m = self.conn.recv_msg()
-            except OSError:
-                break
-            if m is None:
-                break
+            self.tx_datagrams += 1
+        msgs = self._drain()
+        if self.barrier is not None:
+            want = self.barrier()
+            if self.rx_datagrams != want:
+                msgs += await_datagrams(f"ground station udp port {self.local_port}", self.conn.port, self._drain,
+                                        lambda: self.rx_datagrams, want, self.barrier_timeout_s, WorldError)
+        for m in msgs:
             t = m.get_type()
             if t == "STATUSTEXT":
                 self.texts.append((t_s, m.text))
@@ -156,11 +236,13 @@ class GroundStation:
         self.conn.mav.follow_target_send(int(t_s * 1000), 0, round(lat * 1e7), round(lon * 1e7), alt,
                                          [float(v) for v in vel_ned_mps], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0],
                                          [0.0, 0.0, 0.0], [var, var, var], int(track_id))
+        self.tx_datagrams += 1
 
     def send_operator(self, t_s: float, kind: int, track_id: int, valid_s: float = 60.0) -> None:
         self.sent_commands.append((t_s, kind, track_id))
         self.conn.mav.command_long_send(self.companion[0], self.companion[1], MAV_CMD_USER_1, 0, float(kind),
                                         float(track_id), float(valid_s), 0, 0, 0, 0)
+        self.tx_datagrams += 1
 
 
 # ============================================================================================ the world
@@ -172,6 +254,10 @@ class WorldConfig:
     render_noise: bool = True
     operator_valid_s: float = 60.0
     boot_s: float = 3.5                 # simulated autopilot boot (estimator ready at 3 s)
+    # the delivery barrier (module docstring); False gives the old unsynchronised exchange, whose flights can
+    # depend on OS scheduling: only for showing that race (tests/e2e/test_lockstep_determinism.py)
+    lockstep_barrier: bool = True
+    barrier_timeout_s: float = 5.0      # wall-clock bound of one barrier wait (then WorldError: lost datagram)
 
 
 class LabelDetector:
@@ -232,6 +318,8 @@ class World:
         self.ground = GroundStation(self.bridge_port, self.home,
                                     companion=(bc.link.source_system, bc.link.source_component),
                                     signing_key=bc.link.signing_key)
+        if config.lockstep_barrier:
+            self._install_barriers()
         self.targets = [Target(scenario.target)] + [Target(s) for s in scenario.clutter]
         self.renderer = renderer
         self.camera_on = True
@@ -250,6 +338,16 @@ class World:
         self.traj: list[list[float]] = []   # t, own pos(3), tgt pos(3), own vel(3)
         self._t_traj = -math.inf
         self.track_los: Callable[[int], np.ndarray | None] | None = None
+
+    def _install_barriers(self) -> None:
+        ap_link: UdpLink = self.ap.links[0].link
+        b, g, tmo = self.bridge, self.ground, self.cfg.barrier_timeout_s
+        b.barrier = lambda: ap_link.stats.tx_datagrams + g.tx_datagrams
+        b.barrier_timeout_s = ap_link.barrier_timeout_s = g.barrier_timeout_s = tmo
+        # within a tick the autopilot sends first, then the ground station (tick())
+        b.source_order = {(self.ap.sysid, self.ap.compid): 0, (g.sysid, g.compid): 1}
+        ap_link.barrier = lambda: b.sent_to.get(ap_link.local_port, 0)
+        g.barrier = lambda: b.sent_to.get(g.local_port, 0)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> World:  # noqa: PYI034
@@ -293,7 +391,10 @@ class World:
         t = self.ap.t_s
         p_own0 = self.ap.pos_ned_m.copy()
         p_obj0 = [o.pos_ned_m.copy() for o in self.targets]
-        self.ap.tick()
+        try:
+            self.ap.tick()
+        except SitlLinkError as e:  # the autopilot's delivery barrier
+            raise WorldError(f"simulated autopilot: {e}") from e
         for o in self.targets:
             o.step(t, dt, self.ap.pos_ned_m, self.rng)
         self.clock.set(self.ap.t_s)

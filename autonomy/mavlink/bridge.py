@@ -204,7 +204,7 @@ class Bridge:
     # ================================================================ the loop
     def step(self, max_wait_s: float = 0.0) -> int:
         """One iteration: receive and dispatch, then timed sends. Returns the number of messages handled."""
-        msgs = self.link.recv(max_wait_s=max_wait_s)
+        msgs = self._receive(max_wait_s)
         with self._lock:
             for msg, t_recv in msgs:
                 self._dispatch(msg, t_recv)
@@ -212,6 +212,11 @@ class Bridge:
             if msgs:
                 self._cond.notify_all()
         return len(msgs)
+
+    def _receive(self, max_wait_s: float) -> list:
+        """``[(msg, t_recv_s)]`` that arrived on the link (a lockstep subclass waits here for what its
+        simulated peers sent: ``sitl.world.LockstepBridge``)."""
+        return self.link.recv(max_wait_s=max_wait_s)
 
     def _timed(self, now: float) -> None:
         if not self.link.is_open and not self.link.is_log:

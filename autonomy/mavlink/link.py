@@ -106,6 +106,7 @@ class LinkStats:
     skipped: int = 0             # well-formed frames not decoded (UDP, id not in LinkConfig.accept_ids)
     tlog_written: int = 0        # frames recorded to LinkConfig.tlog_path
     tlog_errors: int = 0         # recording failures (the recording stops at the first one)
+    datagrams: int = 0           # UDP datagrams read (the lockstep world's delivery barrier counts them)
     by_reason: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
@@ -384,6 +385,7 @@ class Link:
                 break
             if not data:
                 break
+            self.stats.datagrams += 1
             t_recv = self.clock.now_s()
             chunks = _split_frames(data, accept) if accept is not None else [data]
             if chunks is None:

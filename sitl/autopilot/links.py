@@ -8,12 +8,22 @@
 
 Both parse with pymavlink's MAVLink 2 parser in robust mode: garbage and truncated frames are counted in
 ``stats.rx_bad`` and never raise.
+
+Lockstep delivery barrier (``UdpLink.barrier``): in the lockstep world (``sitl.world``) a datagram sent in one
+simulated step must be read in the next read, whatever the OS scheduling. The world sets ``barrier`` to a
+function giving how many datagrams its peers have sent to this link so far; ``poll`` then waits (``select``,
+at most ``barrier_timeout_s`` of wall time) until it has read that many, and raises :class:`SitlLinkError`
+naming the link when they do not come (a lost datagram), never hangs. ``None`` (default): plain non-blocking
+reads, as the real-time server does.
 """
 
 from __future__ import annotations
 
 import errno
+import select
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from autonomy.mavlink.wire import dialect
@@ -35,6 +45,8 @@ class LinkStats:
     rx_foreign: int = 0  # datagrams from a non-latched sender (UDP) or refused extra clients (TCP)
     tx_msgs: int = 0
     tx_dropped: int = 0
+    rx_datagrams: int = 0  # UDP datagrams read (all senders): the lockstep world's delivery barrier counts them
+    tx_datagrams: int = 0  # UDP datagrams handed to the kernel
 
 
 class _Sink:
@@ -120,6 +132,30 @@ class _LinkBase:
         """Send what was queued this tick (messages are batched into datagrams / stream writes)."""
 
 
+def await_datagrams(name: str, sock, drain: Callable[[], list], count: Callable[[], int], want: int,
+                    timeout_s: float, error: type[Exception] = SitlLinkError) -> list:
+    """The lockstep delivery barrier: ``drain()`` (non-blocking reads returning messages, each datagram counted
+    in ``count()``) until ``want`` datagrams were read, waiting on ``sock`` with ``select``.
+
+    Raises ``error`` naming ``name`` when they do not come within ``timeout_s`` seconds of wall time (a lost
+    datagram, or a process stalled that long) or when more came than were sent (a foreign sender): never hangs.
+    Returns the messages read while waiting.
+    """
+    msgs: list = []
+    deadline = time.monotonic() + timeout_s
+    while count() < want:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise error(f"{name}: lockstep barrier: {want - count()} of the {want} datagrams sent to this socket "
+                        f"did not arrive within {timeout_s} s (lost)")
+        select.select([sock], [], [], left)
+        msgs += drain()
+    if count() > want:
+        raise error(f"{name}: lockstep barrier: {count()} datagrams read but only {want} were sent to this socket "
+                    f"(a foreign sender?)")
+    return msgs
+
+
 class UdpLink(_LinkBase):
     kind = "udp"
 
@@ -136,6 +172,8 @@ class UdpLink(_LinkBase):
         self.remote = (HOST, int(remote_port))
         self.latched = False
         self._out = bytearray()
+        self.barrier: Callable[[], int] | None = None
+        self.barrier_timeout_s = 5.0
 
     def describe(self) -> str:
         return f"udp {HOST}:{self.local_port} -> {self.remote[0]}:{self.remote[1]}"
@@ -144,6 +182,15 @@ class UdpLink(_LinkBase):
         return self._sock.fileno()
 
     def poll(self, max_packets: int = 500) -> list:
+        msgs = self._drain(max_packets)
+        if self.barrier is not None:
+            want = self.barrier()
+            if self.stats.rx_datagrams != want:
+                msgs += await_datagrams(self.describe(), self._sock, lambda: self._drain(max_packets),
+                                        lambda: self.stats.rx_datagrams, want, self.barrier_timeout_s)
+        return msgs
+
+    def _drain(self, max_packets: int) -> list:
         msgs = []
         for _ in range(max_packets):
             try:
@@ -152,6 +199,7 @@ class UdpLink(_LinkBase):
                 break
             except OSError:  # ICMP port unreachable surfaces here on Linux: ignore
                 continue
+            self.stats.rx_datagrams += 1
             if not self.latched:
                 self.remote, self.latched = addr, True
             elif addr != self.remote:
@@ -171,6 +219,7 @@ class UdpLink(_LinkBase):
             return
         try:
             self._sock.sendto(self._out, self.remote)
+            self.stats.tx_datagrams += 1
         except OSError:
             self.stats.tx_dropped += 1
         self._out = bytearray()
