@@ -117,8 +117,9 @@ class EngagementConfig:
     engageable_classes: tuple[str, ...] = ("drone", "uav", "quadcopter", "fixed_wing_uav", "shahed", "fpv")
     confuser_classes: tuple[str, ...] = ("bird", "airplane", "airliner", "helicopter")
     target_size_m: tuple[tuple[str, float], ...] = (("drone", 0.5), ("shahed", 2.5), ("fixed_wing_uav", 2.5))
-    # size plausibility of a camera track taken over in ACQUIRE or by re-association: its span (angular size x
-    # the nearest range the cue allows, 3 sigma) may not exceed max_target_span_m x target_span_margin (the
+    # size plausibility of a camera track taken over in ACQUIRE or by re-association (plausible tracks are
+    # preferred; an implausible one is taken only when alone, as the cue's range may be wrong): its span (angular
+    # size x the nearest range the cue allows, 3 sigma) at most max_target_span_m x target_span_margin (the
     # detector's box diagonal runs up to ~1.6x the wingspan). Shahed-136 class: ~2.5-3.5 m. A 300 px ground-clutter
     # box at 85 m spans ~40 m. inf: off. Boxes up to span_check_min_px (diagonal, at the camera's fx) always pass:
     # the shipped model boxes a 2.5 m wing at 560 m (4 px) as ~24 px

@@ -288,9 +288,12 @@ class EngagementMachine:
         return los / np.linalg.norm(los)
 
     def _candidate(self, tracks, own_pos: np.ndarray, t_s: float) -> tuple[TargetTrack | None, Reason | None]:
-        """The confirmed, engageable track that agrees with the cue (closest to the cue direction)."""
+        """The confirmed, engageable track that agrees with the cue (closest to the cue direction). Tracks of a
+        plausible span at the cued range (:meth:`_span_plausible`) come first: an implausible one (a 300 px tree
+        line called "drone") is taken only when no plausible one agrees with the cue (the cue's range may be wrong).
+        """
         cue_pos = self._cue_pos(t_s)
-        best, best_ang, refused = None, math.inf, None
+        best, best_ang, refused = None, (True, math.inf), None
         for tr in tracks:
             if tr.status is not TrackStatus.CONFIRMED:
                 continue
@@ -306,10 +309,13 @@ class EngagementMachine:
                 c = self._cue()
                 gate = self.cfg.cue_gate_rad + (3.0 * c.pos_std_m / rng if rng > 1.0 else math.pi)
                 ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / max(rng, 1e-9))))
-                if ang > gate or not self._span_plausible(tr, rng, c.pos_std_m):
+                if ang > gate:
                     continue
-            if ang < best_ang:
-                best, best_ang = tr, ang
+                key = (not self._span_plausible(tr, rng, c.pos_std_m), ang)
+            else:
+                key = (False, ang)
+            if key < best_ang:
+                best, best_ang = tr, key
         return best, refused
 
     def _span_plausible(self, tr: TargetTrack, rng_m: float, rng_std_m: float) -> bool:
@@ -328,10 +334,10 @@ class EngagementMachine:
         return size * r_lo <= self.cfg.max_target_span_m * self.cfg.target_span_margin
 
     def _reassociate(self, tracks, own_pos: np.ndarray, t_s: float) -> TargetTrack | None:
-        """A confirmed engageable track in the direction of the lost one's estimate (angle gate), of a plausible
-        span at that range, and of an angular size within ``reassociate_max_size_ratio`` of the lost track's
-        (scaled by the range change): in the simulator a 30 px target lost for one frame was otherwise replaced
-        by a 300 px ground-clutter track next to it."""
+        """A confirmed engageable track in the direction of the lost one's estimate (angle gate) and of an angular
+        size within ``reassociate_max_size_ratio`` of the lost track's (scaled by the range change): in the
+        simulator a 30 px target lost for one frame was otherwise replaced by a 300 px ground-clutter track next to
+        it. Tracks of a plausible span at that range come first."""
         d = self._tgt.pos_ned_m - own_pos
         rng = float(np.linalg.norm(d))
         if rng < 1.0:
@@ -345,18 +351,17 @@ class EngagementMachine:
             r_last = self._last_range_m
             size_exp = float(last.angular_size_rad) * (r_last / rng if math.isfinite(r_last) else 1.0)
         ln_ratio = math.log(self.cfg.reassociate_max_size_ratio)
-        best, best_ang = None, math.inf
+        best, best_key = None, (True, math.inf)
         for tr in tracks:
             if tr.status is not TrackStatus.CONFIRMED or tr.class_name not in self.cfg.engageable_classes:
-                continue
-            if not self._span_plausible(tr, rng, rng_std):
                 continue
             if math.isfinite(size_exp) and math.isfinite(tr.angular_size_rad) and tr.angular_size_rad > 0.0 \
                     and abs(math.log(float(tr.angular_size_rad) / size_exp)) > ln_ratio:
                 continue
             ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / rng)))
-            if ang < gate and ang < best_ang:
-                best, best_ang = tr, ang
+            key = (not self._span_plausible(tr, rng, rng_std), ang)
+            if ang < gate and key < best_key:
+                best, best_key = tr, key
         return best
 
     def _engaged_track(self, tracks) -> TargetTrack | None:

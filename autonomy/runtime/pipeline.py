@@ -75,9 +75,11 @@ class PipelineConfig:
     cue_roi: bool = True                # re-detect at native resolution where the cue says the target is
     cue_roi_px: float = 256.0           # window side (grown to 3 sigma of the cue position, capped at 2x)
     cue_roi_until_confirmed: bool = True  # stop once a confirmed track exists (its own ROI takes over)
-    cue_span_filter: bool = True        # drop detections in the cue's direction too big for any target at the cued
+    cue_span_filter: bool = False       # drop detections in the cue's direction too big for any target at the cued
                                         # range (engagement max_target_span_m x target_span_margin; see
-                                        # drop_implausible_spans): ground texture the model calls "drone"
+                                        # drop_implausible_spans): ground texture the model calls "drone". Off: it
+                                        # trusts the cue's range; with a wrong cue (the replay test's synthetic
+                                        # 400 m cue on a close drone video) it drops the target
     roi_max_box_px: float = 160.0       # no ROI re-detection for a track whose predicted box is larger than this
                                         # (the full frame sees it; the window would be most of the image)
     cross_class_nms_iou: float = 0.0    # one box per object: of boxes of different classes overlapping by more

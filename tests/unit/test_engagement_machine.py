@@ -501,20 +501,27 @@ def test_reassociation_refuses_a_track_of_implausible_size():
     assert out.engaged_track_id == 5, w3.m.decisions
 
 
-def test_acquisition_refuses_a_track_too_big_for_the_cued_range():
+def test_acquisition_prefers_a_track_of_plausible_size_for_the_cued_range():
     """A confirmed "drone" track in the cue's direction whose span at the cued range is tens of metres (ground
-    texture) is not taken; the real-size one next to it is."""
+    texture) loses to a real-size one even when it is closer to the cue direction; alone, it is taken (the cue's
+    range may be wrong: a replayed real video with a synthetic cue)."""
     w = World()
     w.step()
-    big = replace(w.track(tid=9), angular_size_rad=0.1, range_m=None)     # 60 m across at 600 m
-    out = w.step(tracks=[big])
-    assert out.state is State.ACQUIRE and out.engaged_track_id is None
-    out = w.step(tracks=[big, w.track(tid=5)])
+    r = float(np.linalg.norm(w.tgt - w.pos))
+    rel = (w.tgt - w.pos) / r
+    side = np.cross(rel, [0.0, 0.0, 1.0])
+    off = rel + 0.03 * side / np.linalg.norm(side)
+    big = replace(w.track(tid=9), angular_size_rad=0.1, range_m=None)     # 60 m across at 600 m, on the cue
+    real = w.track(tid=5, direction=off * r)                               # 2.5 m across, 0.03 rad off the cue
+    out = w.step(tracks=[big, real])
     assert out.state is State.AWAIT_AUTHORIZATION and out.engaged_track_id == 5
-    # off with an infinite span limit (the behaviour before)
-    w = World(cfg(max_target_span_m=math.inf))
+    w = World()
     w.step()
     assert w.step(tracks=[big]).engaged_track_id == 9
+    # without the span preference (infinite limit) the closer one to the cue direction wins
+    w = World(cfg(max_target_span_m=math.inf))
+    w.step()
+    assert w.step(tracks=[big, real]).engaged_track_id == 9
 
 
 @pytest.mark.parametrize("coast_s", [2.0, 0.0])
