@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pytest
 
+from autonomy.mavlink.errors import CommandError, LinkError
 from autonomy.runtime.pipeline import Pipeline
 from sitl.engagement_demo import RunOptions, run_engagement
 from sitl.video_server import quick_scenario
@@ -164,9 +165,15 @@ def test_flight_does_not_depend_on_wall_clock_timing(plain, monkeypatch):
 
 
 def test_without_the_barrier_late_delivery_changes_the_flight(plain, monkeypatch):
-    """The perturbation is real: with the world's barrier off the same late delivery moves the flight."""
-    res, _ = _fly(perturb=True, barrier=False, monkeypatch=monkeypatch)
-    diff = _identical(plain, _flight(res))
+    """The perturbation is real: with the world's barrier off the same late delivery moves the flight (or, in
+    some runs, makes the start fail: e.g. OFFBOARD's ACK read late, the dead-man hands back, the mode command
+    is superseded)."""
+    try:
+        res, _ = _fly(perturb=True, barrier=False, monkeypatch=monkeypatch)
+    except (CommandError, LinkError, WorldError) as exc:
+        diff = [f"start failed: {exc}"]
+    else:
+        diff = _identical(plain, _flight(res))
     assert diff, "late delivery did not change the unsynchronised flight: the perturbation shows nothing"
 
 
