@@ -193,7 +193,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
                 t_final = world.t_s
             if t_final is not None and world.t_s >= t_final + opts.tail_s:
                 break
-            if world.killed is not None:
+            if world.kill_final:
                 break
             if progress and world.t_s >= next_print:
                 next_print = world.t_s + 5.0

@@ -46,6 +46,7 @@ from autonomy.mavlink.wire import mavutil
 from autonomy.types import Detections
 from sitl.autopilot import PRESETS, Px4Autopilot, SimConfig, SitlLinkError, UdpLink
 from sitl.autopilot.links import await_datagrams
+from sitl.campaign import closest_approach_segment
 from sitl.scenarios import Scenario
 from sitl.targets import Target, TargetSpec
 
@@ -83,14 +84,6 @@ def sim_camera(width_px: int = 1280, height_px: int = 720, hfov_deg: float = 70.
     base = Camera.default()
     intr = CameraIntrinsics.from_hfov(width_px, height_px, hfov_deg)
     return Camera(intr, replace(base.mount, tilt_up_rad=math.radians(tilt_up_deg)), fps)
-
-
-def closest_approach_segment(r0: np.ndarray, r1: np.ndarray) -> tuple[float, float]:
-    """Minimum of |r0 + s (r1 - r0)| for s in [0, 1]: (distance m, s)."""
-    d = r1 - r0
-    dd = float(d @ d)
-    s = 0.0 if dd < 1e-12 else min(max(-float(r0 @ d) / dd, 0.0), 1.0)
-    return float(np.linalg.norm(r0 + s * d)), s
 
 
 # ============================================================================================ the bridge
@@ -329,6 +322,7 @@ class World:
         self.t_closest_s = math.inf
         self.killed: int | None = None
         self.t_kill_s: float | None = None
+        self._cpa_after_kill = False   # the killed object's closest approach lies in a simulated step
         self._cue_queue: list[tuple[float, np.ndarray, np.ndarray]] = []
         self._next_cue_t = 0.0
         self._op_pending: list[tuple[float, int]] = []
@@ -407,14 +401,22 @@ class World:
                     self.t_closest_s = t + s * dt
             if d < self.cfg.kill_radius_m and self.killed is None:
                 self.killed, self.t_kill_s = i, t + s * dt
+            if i == self.killed and s < 1.0:
+                self._cpa_after_kill = True
         self._ground(self.ap.t_s)
         self.bridge.step(0.0)
         if self.ap.t_s - self._t_traj >= 0.1:
             self._t_traj = self.ap.t_s
             self.traj.append([self.ap.t_s, *own, *self.targets[0].pos_ned_m, *self.ap.vel_ned_mps])
 
+    @property
+    def kill_final(self) -> bool:
+        """A kill whose miss distance is final: the physics ran on past the kill-radius entry to the closest
+        approach (as the truth campaign does), so ``min_dist_m`` is the true miss, not the radius crossing."""
+        return self.killed is not None and (self._cpa_after_kill or self.ap.t_s - self.t_closest_s > 0.1)
+
     def advance_to(self, t_s: float) -> None:
-        while self.ap.t_s < t_s - 1e-9 and self.killed is None:
+        while self.ap.t_s < t_s - 1e-9 and not self.kill_final:
             self.tick()
 
     def _ground(self, t: float) -> None:

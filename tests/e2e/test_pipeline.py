@@ -55,9 +55,9 @@ FAMILY_SEEDS = (0, 1)
 # -p no:cacheprovider`, 11 min under load) on commit 85d350a (lockstep barrier 43e5907 in) with models/detector.onnx
 # md5 c6b122ea: 9 of 14 plus quick-0 intercept. Re-run after a guidance, tracker or model change and update the
 # table. "exact boxes" = the same seed with the renderer's boxes (measured 18:58 on an older tree).
-# NOTE: the lockstep world stops at the first physics tick inside the 1.5 m kill radius, so an intercept's reported
-# miss is ~1.2-1.5 m by construction; continuing to the closest approach (as the truth campaign does) gave 0.75 m for
-# quick-0 (reported 1.16 m) and 0.65 m with exact boxes (whose centre lies ~0.5 m off the Shahed model's origin).
+# Since 2026-11-26 the lockstep world runs on past the kill-radius entry to the closest approach (as the truth
+# campaign does; tests/integration/test_world_miss_distance.py), so an intercept's miss is the true miss: quick-0
+# 0.75 m (1.16 m when the world stopped at the radius crossing). Misses (no kill) were always the closest approach.
 _GUIDANCE = "guidance: misses with the renderer's exact boxes too"
 KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("evasive", 0): f"miss 4.35 m in terminal; {_GUIDANCE} (2.03 m, older tree)",

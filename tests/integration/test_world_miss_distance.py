@@ -1,0 +1,37 @@
+"""The lockstep world's miss distance is the closest approach, not the kill-radius crossing: after a target
+comes inside the kill radius the physics runs on until the relative distance grows again (as the truth campaign
+does), then stops. Real sitl.World (simulated PX4 over UDP on 127.0.0.1), a target flown past the vehicle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sitl.scenarios import make_scenario
+from sitl.world import World, WorldConfig
+
+
+@pytest.mark.parametrize("offset_m", [0.3, 0.9, 1.4])
+def test_reported_miss_is_the_closest_approach(offset_m):
+    sc = make_scenario("shahed_crossing", 0)
+    with World(sc, WorldConfig()) as world:
+        world.tick()
+        own = world.ap.pos_ned_m.copy()
+        tgt = world.targets[0]
+        assert tgt.spec.kind == "straight"
+        speed_mps = 45.0
+        # 20 m ahead, passing the vehicle at offset_m to its east, level: a straight pass with a known miss
+        tgt.pos_ned_m = own + np.array([20.0, offset_m, 0.0])
+        tgt.vel_ned_mps = np.array([-speed_mps, 0.0, 0.0])
+        t0 = world.t_s
+        world.advance_to(t0 + 2.0)
+        own_drift_m = float(np.linalg.norm(world.ap.pos_ned_m - own))
+        assert own_drift_m < 0.05, "the vehicle on the ground should not move"
+        assert world.killed == 0
+        assert world.kill_final
+        # the radius crossing is ~1.5 m; the closest approach is the offset (to the step's linear interpolation)
+        assert world.min_dist_m[0] == pytest.approx(offset_m, abs=0.02)
+        assert world.t_closest_s - t0 == pytest.approx(20.0 / speed_mps, abs=0.03)
+        # it stopped at the closest approach, not 2 s later
+        assert world.t_s - world.t_closest_s < 0.15
+        assert world.t_kill_s < world.t_closest_s or offset_m > 1.3
