@@ -10,10 +10,24 @@ from dataclasses import replace
 import numpy as np
 
 from autonomy.camera.model import Camera
-from autonomy.engagement import EngagementConfig, EngagementInput, EngagementMachine, GeofenceConfig, Reason, State
+from autonomy.engagement import (
+    EngagementConfig,
+    EngagementInput,
+    EngagementMachine,
+    GeofenceConfig,
+    Reason,
+    State,
+)
 from autonomy.runtime.pipeline import box_diagonals_rad, drop_implausible_spans
 from autonomy.tracking import Tracker, TrackerConfig
-from autonomy.types import Autopilot, Detections, OperatorCommand, OperatorCommandKind, TargetCue, VehicleState
+from autonomy.types import (
+    Autopilot,
+    Detections,
+    OperatorCommand,
+    OperatorCommandKind,
+    TargetCue,
+    VehicleState,
+)
 
 CAM = Camera.default()
 NAMES = ("drone", "bird")
