@@ -60,7 +60,7 @@ class Sampler:
     MAX_BOXES = 8
 
     def __init__(self, images: np.ndarray, boxes: list[np.ndarray], device: torch.device, crop: int,
-                 gen: np.random.Generator) -> None:
+                 gen: np.random.Generator, frame_weight: np.ndarray | None = None) -> None:
         self.dev = device
         self.images = torch.from_numpy(images).to(device)  # (N, H, W, 3) uint8
         n, k = len(images), self.MAX_BOXES
@@ -82,6 +82,8 @@ class Sampler:
         first = pad[self.with_boxes, 0, 0].astype(np.int64)
         freq = np.bincount(first, minlength=len(CLASSES)).astype(float)
         w = 1.0 / np.maximum(freq[first], 1.0)
+        if frame_weight is not None:  # e.g. synthetic frames up-weighted (--synthetic-weight)
+            w = w * np.asarray(frame_weight, float)[self.with_boxes]
         self.p_centred = w / w.sum()
         self.H, self.W = images.shape[1:3]
         # source window that holds any crop at the smallest scale (0.6), even-sized, within the canvas
@@ -304,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--synthetic", nargs="*", default=None,
                     help="folder(s) of rendered jpg + YOLO txt (python -m sitl.render.dataset --out DIR ...)")
+    ap.add_argument("--synthetic-weight", type=float, default=1.0,
+                    help="how much more often a centred crop is taken from a synthetic frame than from a real one "
+                         "of the same class (1 = as often)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="models/detector.onnx")
     ap.add_argument("--int8", action="store_true", help="also write an int8 (dynamic) quantized variant")
@@ -328,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     n_obj = np.bincount(np.concatenate([b[:, 0].astype(int) for b in fs.boxes]), minlength=len(CLASSES))
     print(f"training frames {len(fs.images)} ({dict(zip(CLASSES, n_obj.tolist()))} boxes), "
           f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
-    sampler = Sampler(fs.images, fs.boxes, dev, args.crop, gen)
+    frame_weight = None
+    if args.synthetic_weight != 1.0:
+        frame_weight = np.where([src.startswith("synthetic:") for src in fs.source], args.synthetic_weight, 1.0)
+    sampler = Sampler(fs.images, fs.boxes, dev, args.crop, gen, frame_weight)
     spec = parse_arch(args.arch)
     net = TinyCenterNet(len(CLASSES), spec).to(dev)
     if args.init:
@@ -376,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"train_steps": step + 1, "train_batch": args.batch, "train_every": args.every, "seed": args.seed,
             "train_frames": len(fs.images), "synthetic": bool(args.synthetic), "lr": args.lr,
             "crop": args.crop, "conf_neg_weight": args.conf_neg_weight, "holdout_val": args.holdout_val,
+            "synthetic_weight": args.synthetic_weight,
             "arch": spec.to_json(), "train_seconds": round(time.perf_counter() - t_start, 1),
             "init": Path(args.init).name if args.init else None}
     export_onnx(net, out, meta)
