@@ -141,6 +141,7 @@ class RealtimeWorld:
         self.min_dist_m = math.inf
         self.killed = False
         self.t_kill_s: float | None = None
+        self._cpa_after_kill = False
         self._prev_rel: np.ndarray | None = None
         self._t_start: float | None = None
         self._next_cue = 0.0
@@ -205,13 +206,16 @@ class RealtimeWorld:
                 for o in self.targets:
                     o.step(self.t_world_s - self._t_start, dt, self.pos_ned_m, self.rng)
             self.t_world_s += dt
-        if self._t_start is not None and self.pos_ned_m is not None and not self.killed:
+        # after a kill, run on to the closest approach (the miss distance is the true miss, as in sitl.world)
+        if self._t_start is not None and self.pos_ned_m is not None and not self._cpa_after_kill:
             rel = self.targets[0].pos_ned_m - self.pos_ned_m
             if self._prev_rel is not None:
-                d, _ = closest_approach_segment(self._prev_rel, rel)
+                d, s = closest_approach_segment(self._prev_rel, rel)
                 self.min_dist_m = min(self.min_dist_m, d)
-                if d < self.kill_radius_m and self.sc.engageable:
+                if d < self.kill_radius_m and self.sc.engageable and not self.killed:
                     self.killed, self.t_kill_s = True, t_s - self._t_start
+                if self.killed and s < 1.0:
+                    self._cpa_after_kill = True
             self._prev_rel = rel
 
     def _ground(self, now: float) -> None:

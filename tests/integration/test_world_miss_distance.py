@@ -9,6 +9,7 @@ import pytest
 
 from sitl.scenarios import make_scenario
 from sitl.world import World, WorldConfig
+from tests.conftest import free_udp_port
 
 
 @pytest.mark.parametrize("offset_m", [0.3, 0.9, 1.4])
@@ -35,3 +36,26 @@ def test_reported_miss_is_the_closest_approach(offset_m):
         # it stopped at the closest approach, not 2 s later
         assert world.t_s - world.t_closest_s < 0.15
         assert world.t_kill_s < world.t_closest_s or offset_m > 1.3
+
+
+def test_realtime_world_reports_the_closest_approach_too():
+    """The real-time world (sitl.video_server, fed by the autopilot's telemetry) uses the same rule."""
+    from sitl.video_server import RealtimeWorld
+
+    sc = make_scenario("shahed_crossing", 0)
+    world = RealtimeWorld(sc, free_udp_port(), free_udp_port(), 0, start_on_arm=False)
+    try:
+        world.pos_ned_m = np.array([0.0, 0.0, -100.0])   # the vehicle, as its telemetry reports it, at rest
+        world._advance(0.0)
+        world._t_start = 0.0
+        tgt = world.targets[0]
+        tgt.pos_ned_m = world.pos_ned_m + np.array([20.0, 0.4, 0.0])
+        tgt.vel_ned_mps = np.array([-40.0, 0.0, 0.0])
+        for k in range(1, 101):            # telemetry every 20 ms for 2 s
+            world._advance(0.02 * k)
+        assert world.killed and world.t_kill_s == pytest.approx(0.48, abs=0.03)
+        assert world.min_dist_m == pytest.approx(0.4, abs=0.02)
+    finally:
+        world.http.server_close()
+        world.s_ap.close()
+        world.s_comp.close()
