@@ -45,6 +45,12 @@ def test_shipped_model_finds_rendered_wings_and_the_report_adds_up(tmp_path):
     found = sum(c["full_drone"] + c["roi_drone"] for c in wings)
     assert found / sum(2 * c["n"] for c in wings) >= 0.25, cells
     assert res["clutter"]["frames"] == 3 and res["clutter"]["drone_fp_per_frame"] >= 0.0
+    ap = res["ap"]
+    assert list(ap) == ["80m", "160m", "all"]
+    assert ap["80m"]["drones"] == cells["shahed@80m"]["n"]            # birds are frames, not drones
+    assert ap["all"]["frames"] == sum(c["n"] for c in cells.values()) + 3
+    for a in ap.values():
+        assert 0.0 < a["ap50"] <= a["ap_iou03"] <= 1.0                # one target per render: a looser IoU only helps
 
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
