@@ -87,6 +87,12 @@ class EngagementConfig:
     approach_above_rad: float = 0.0  # midcourse aims this far above the target: diving on it
                                             # lets the nose go down (speed) while the up-tilted camera still sees it
     approach_above_max_m: float = 250.0
+    # (0 = off) not yet authorized (ACQUIRE/TRACK/AWAIT) and within shadow_below_range_m of the target, aim this
+    # elevation below it (at most shadow_below_max_m; the altitude floor wins): braking to the stand-off pitches the
+    # nose up, and an up-tilted camera on a slow, level vehicle sees a target above it, not one level with it
+    shadow_below_rad: float = 0.0
+    shadow_below_max_m: float = 150.0
+    shadow_below_range_m: float = 250.0
     fov_keep: bool = False                  # keep the target in view through the speed (fov_speed_band)
     fov_clamp_accel: bool = False           # also clamp the forward acceleration (fov_keep); stricter, but it
                                             # fights the homing on crossing targets (campaign: more misses)

@@ -681,6 +681,15 @@ class EngagementMachine:
             horiz = math.hypot(d[0], d[1])
             if cfg.approach_above_rad > 0.0:  # optional glide slope onto the target from above
                 aim[2] -= min(math.tan(cfg.approach_above_rad) * horiz, cfg.approach_above_max_m)
+            # shadowing a target we may not engage yet: hold below it, where the up-tilted camera of a vehicle slowed
+            # by the stand-off braking still sees it (level with it, the nose-up braking put it under the image:
+            # lockstep evasive-0 and bird_clutter-0 lost the target there and were authorized late or on a coast)
+            if cfg.shadow_below_rad > 0.0 and self._tgt.pos_ned_m is not None and not self.authorized(t_s) \
+                    and self.state in (State.ACQUIRE, State.TRACK, State.AWAIT_AUTHORIZATION) \
+                    and rng < cfg.shadow_below_range_m:
+                tgt = self._tgt.pos_ned_m
+                h_t = math.hypot(float(tgt[0] - pos[0]), float(tgt[1] - pos[1]))
+                aim[2] = float(tgt[2]) + min(math.tan(cfg.shadow_below_rad) * h_t, cfg.shadow_below_max_m)
             aim[2] = min(max(aim[2], -cfg.geofence.max_altitude_m + 50.0), -cfg.min_altitude_m)
             los_t = laws._unit(self._tgt.pos_ned_m - pos) if self._tgt.pos_ned_m is not None else None
             v_max = cfg.max_speed_mps

@@ -561,3 +561,30 @@ def test_coasting_track_is_flown_closed_loop_from_its_last_measurement(coast_s):
         assert abs(out.acc_cmd_ned_mps2[1]) < 2.0, out.acc_cmd_ned_mps2
     else:   # the tracker's frozen rate: the command stays (the behaviour before)
         assert out.acc_cmd_ned_mps2[1] > 10.0, out.acc_cmd_ned_mps2
+
+
+def test_shadowing_before_authorization_holds_below_the_target():
+    """Issue 6: waiting for authorization near a target, the stand-off braking pitches the nose up and the 45 deg
+    up-tilted camera loses a target level with us (lockstep evasive-0 and bird_clutter-0: it left the bottom of the
+    image from ~290 m and ~67 m on, so the track was confirmed late or coasted into TERMINAL). With
+    ``shadow_below_rad`` the approach aims that far below the target within ``shadow_below_range_m`` until it is
+    authorized, where a slow, level vehicle's camera sees it; the altitude floor still wins."""
+    def aim_z(tgt, **kw) -> float:
+        w = World(cfg(**kw))
+        w.to_track()                                    # AWAIT_AUTHORIZATION, nothing authorized
+        w.tgt, w.tgt_vel = np.array(tgt, dtype=float), np.zeros(3)
+        out = w.step(tracks=[w.track()])
+        assert out.state is State.AWAIT_AUTHORIZATION
+        return float(out.aim_ned_m[2])
+
+    below = math.radians(30.0)
+    assert aim_z((150.0, 0.0, -200.0)) == pytest.approx(-200.0)                        # off: at its altitude
+    assert aim_z((150.0, 0.0, -200.0), shadow_below_rad=below) == pytest.approx(-200.0 + 150.0 * math.tan(below))
+    assert aim_z((600.0, 0.0, -200.0), shadow_below_rad=below) == pytest.approx(-200.0)  # beyond 250 m: off
+    assert aim_z((150.0, 0.0, -40.0), shadow_below_rad=below) == pytest.approx(-20.0)    # floor (min_altitude_m)
+    # authorized: homing as before (no aim point in TERMINAL)
+    w = World(cfg(shadow_below_rad=below))
+    w.to_terminal()
+    w.tgt = np.array([150.0, 0.0, -200.0])
+    out = w.step(tracks=[w.track()])
+    assert out.state is State.TERMINAL and out.aim_ned_m is None
