@@ -919,10 +919,7 @@ def step(
     # (both were alive when the detections came back and the other won the assignment): delete it, so that
     # users following its id (the engagement) re-associate to the live one instead of homing on a prediction.
     # Only a live track of comparable angular size is the same object: a small target that misses a detection
-    # next to a big box (ground clutter, 10x its size) is another object and coasts on. And only a live track
-    # born after the coasting one's last hit: a duplicate starts when the object's detections jump out of the old
-    # track's gate; a track that was already alive when the coasting one was last measured is another object seen
-    # beside it (issue 6, evasive seed 0: the engaged target was deleted next to a clutter track 6.5 deg away)
+    # next to a big box (ground clutter, 10x its size) is another object and coasts on
     if cfg[C_DROP_DUP_COAST] > 0.0:
         ln_ratio = math.log(max(cfg[C_DUP_SIZE_RATIO], 1.0))
         for r in range(k):
@@ -933,8 +930,6 @@ def step(
             for r2 in range(k):
                 j = live[r2]
                 if j == i or ist[j, I_STATUS] != CONFIRMED or ist[j, I_DET] < 0:
-                    continue
-                if fst[j, F_T_FIRST] <= fst[i, F_T_LAST_HIT]:
                     continue
                 if abs(x[j, 2] - x[i, 2]) > ln_ratio:
                     continue

@@ -63,10 +63,7 @@ class TrackerConfig:
     detections. Cost: a real second target hidden behind the first for a moment loses its track. Only a live
     track whose angular size is within ``dup_max_size_ratio`` of the coasting one's counts: in the simulator a
     ~30 px target that missed one detection while the vehicle rolled was deleted because it lay inside the
-    extent of a ~300 px ground-clutter box, and the engagement then re-associated to the clutter. And only a live
-    track born after the coasting one's last hit counts (a duplicate starts when the detections jump out of the old
-    track's gate): a track already alive when the coasting one was last measured is another object beside it
-    (evasive seed 0: the engaged target, missing one frame at 40 m, was deleted next to a clutter track 6.5 deg away).
+    extent of a ~300 px ground-clutter box, and the engagement then re-associated to the clutter.
     """
 
     motion_model: str = "cv"            # "cv" or "ca"

