@@ -51,22 +51,28 @@ FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flig
 # some scheduling dependency remained (the lockstep world's UDP exchange had no barrier before 43e5907). Guidance changes also move
 # these outcomes, so an expected miss is xfail (not strict) with its cause; XPASS says a miss went away.
 FAMILY_SEEDS = (0, 1)
-# measured 2026-11-25 22:46-22:57 (`pytest -m "slow or not slow" tests/e2e/test_pipeline.py -k intercepts
-# -p no:cacheprovider`, 11 min under load) on commit 85d350a (lockstep barrier 43e5907 in) with models/detector.onnx
-# md5 c6b122ea: 9 of 14 plus quick-0 intercept. Re-run after a guidance, tracker or model change and update the
-# table. "exact boxes" = the same seed with the renderer's boxes (measured 18:58 on an older tree).
-# Since 2026-11-26 the lockstep world runs on past the kill-radius entry to the closest approach (as the truth
-# campaign does; tests/integration/test_world_miss_distance.py), so an intercept's miss is the true miss: quick-0
-# 0.75 m (1.16 m when the world stopped at the radius crossing). Misses (no kill) were always the closest approach.
+# measured 2026-11-26 02:56-03:06 (`pytest -m "slow or not slow" tests/e2e/test_pipeline.py -k intercepts
+# -p no:cacheprovider`, 9.5 min) on commit 33fb2bd (sitl.toml shadow_below_rad = 30 deg) with models/detector.onnx
+# md5 c6b122ea: 10 of 14 plus quick-0 (0.75 m) intercept (9 of 14 on 65f6ebe). Re-run after a guidance, tracker or
+# model change and update the table. "exact boxes" = the same seed with the renderer's boxes (older tree).
+# The lockstep world runs on past the kill-radius entry to the closest approach (as the truth campaign does;
+# tests/integration/test_world_miss_distance.py), so an intercept's miss is the true miss.
+# Operator model: the lockstep world's operator authorizes only a camera track it is asked about ("AUTH? track N"),
+# the truth campaign's also authorizes the ground track up front (RunConfig.operator_authorizes_cue). With the
+# world's model the truth campaign misses evasive-0/1 and bird_clutter-0/1 too (sitl.toml engagement settings,
+# seeds 0-19 before shadow_below: evasive 11/20, bird_clutter 13/20 vs 19/20 and 20/20 with cue authorization).
 _GUIDANCE = "guidance: misses with the renderer's exact boxes too"
 KNOWN_MISSES: dict[tuple[str, int], str] = {
-    ("evasive", 0): f"miss 4.35 m in terminal; {_GUIDANCE} (2.03 m, older tree)",
-    ("evasive", 1): f"miss 11.05 m in terminal; {_GUIDANCE} (10.8 m, older tree)",
-    ("degraded", 1): "miss 1.52 m (closest approach just outside the kill radius), ends in acquire",
-    ("bird_clutter", 0): "miss 3.82 m, ends in acquire: passes at 5.0, 5.8, 10.4, 3.9 m on the 0.6 m loiter "
-                         "target (small-target homing; with the coasting track flown on its frozen rate it hit on "
-                         "the 8th pass)",
-    ("bird_clutter", 1): "miss 9.40 m (ends in acquire); not diagnosed",
+    ("evasive", 0): "miss 1.68 m, ends in acquire (4.35 m before shadow_below). The 1.5 m target is confirmed only at "
+                    "~100 m (in view but not detected at 385-815 m; first confirmed as 'helicopter', a confuser, for "
+                    "1.3 s); it then evades at 42 m/s and 1.5 g: a tail chase at ~15 m/s closing. The cue range is "
+                    "2x off in terminal (cue velocity extrapolated while it turns: 10-20 m/s error); a coasting "
+                    "target was deleted as a 'duplicate' of a clutter track 6.5 deg away (tests/unit/test_tracking.py "
+                    "xfail)",
+    ("evasive", 1): f"miss 7.36 m in terminal (11.05 m before shadow_below); {_GUIDANCE}; not diagnosed in detail "
+                    "(its first camera track was also called a confuser, then it re-attacked twice)",
+    ("fpv_weave", 1): "miss 5.92 m, ends in acquire (new with shadow_below: 0.60 m intercept without it); not diagnosed",
+    ("bird_clutter", 1): "miss 2.40 m, ends in reattack (9.40 m before shadow_below); not diagnosed",
 }
 SLOW = [(f, s) for f in ("shahed_crossing", "shahed_headon", "recon_loiter", "fpv_weave", "evasive", "degraded",
                          "bird_clutter") for s in FAMILY_SEEDS]
