@@ -51,6 +51,8 @@ class RunOptions:
     t_max_s: float | None = None
     tail_s: float = 2.0                  # keep simulating this long after a final state / intercept
     camera_off_at_s: float | None = None  # the camera stops delivering frames at this time (failure test)
+    camera_latency_s: float = 0.0         # a frame reaches the pipeline this long after its capture (the real-time
+                                          # camera's render + encode + transport); the newest delivered frame wins
     scene_seed: int | None = None
     threads_n: int = 1
 
@@ -168,6 +170,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
         if out_dir is not None and opts.video:
             video = _VideoWriter(out_dir, cam.intrinsics.width_px, cam.intrinsics.height_px, cam.fps)
         next_print = 0.0
+        in_transit: list = []
         while world.t_s < t_max:
             world.advance_to(world.t_s + dt_frame)
             if world.killed is not None and t_final is None:
@@ -178,6 +181,12 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             if cam_ok and (opts.render_midcourse or state in CAMERA_STATES):
                 # without a detector nothing looks at the pixels: a token frame carries the capture time
                 frame = world.capture() if detector is not None else (np.zeros((2, 2, 3), np.uint8), world.t_s, None)
+            if opts.camera_latency_s > 0.0:
+                if frame is not None:
+                    in_transit.append(frame)
+                due = [f for f in in_transit if f[1] + opts.camera_latency_s <= world.t_s + 1e-9]
+                in_transit = [f for f in in_transit if f[1] + opts.camera_latency_s > world.t_s + 1e-9]
+                frame = due[-1] if due else None
             if frame is not None:
                 img, t_cap, rf = frame
                 if isinstance(detector, LabelDetector) and rf is not None:

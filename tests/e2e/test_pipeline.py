@@ -44,6 +44,20 @@ def test_camera_stop_mid_flight_brakes_and_holds():
     assert states[-3:] == ["abort", "hold", "rtl"] or states[-2:] == ["abort", "hold"], res.decisions
 
 
+def test_camera_latency_delays_frames_in_lockstep():
+    """``RunOptions.camera_latency_s``: frames reach the pipeline that long after capture (rounded up to the frame
+    loop's step), as the real-time camera's render + encode + transport delays them; 0 delivers at once."""
+    from sitl.video_server import quick_scenario
+
+    sc = quick_scenario(0)
+    now = run_engagement(sc, RunOptions(perception="none", render_midcourse=True, t_max_s=3.0))
+    late = run_engagement(sc, RunOptions(perception="none", render_midcourse=True, t_max_s=3.0, camera_latency_s=0.065))
+    assert now.latency["p99_ms"] < 5.0
+    assert 65.0 <= late.latency["p50_ms"] <= 65.0 + 1000.0 / 30.0 + 10.0, late.latency
+    assert late.frames >= now.frames - 3     # every frame still arrives, only later
+    assert "pipeline_stall" not in [d[3] for d in late.decisions]
+
+
 FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flight, the demo's scenario
 # every engageable scenario family with the same seeds (0 and 1; not picked to pass). Lockstep runs are
 # deterministic in practice: repeated plain runs of one seed on one tree gave identical flights (shahed_crossing-1
