@@ -316,7 +316,6 @@ class World:
         self.targets = [Target(scenario.target)] + [Target(s) for s in scenario.clutter]
         self.renderer = renderer
         self.camera_on = True
-        self.camera_latency_s = 0.0
         # bookkeeping
         self.min_dist_m = [math.inf] * len(self.targets)
         self.t_closest_s = math.inf
