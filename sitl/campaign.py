@@ -398,8 +398,8 @@ class RunConfig:
     trajectory_every: int = 3                # frames between trajectory samples
     require_signed_commands: bool = True
     engagement_overrides: tuple[tuple[str, object], ...] = ()  # EngagementConfig field overrides
-    camera_tilt_up_deg: float = 45.0
-    operator_authorizes_cue: bool = True     # operator may authorize the ground track before the camera has it   # DESIGN default is 20; see campaign_camera() for why campaigns use 45
+    camera_tilt_up_deg: float = 45.0         # DESIGN default is 20; see campaign_camera() for why campaigns use 45
+    operator_authorizes_cue: bool = True     # operator may authorize the ground track before the camera has it
 
 
 def engagement_config_for(sc: Scenario, signed: bool = True) -> EngagementConfig:
@@ -795,6 +795,7 @@ def summarize(results: list[dict], cc: CampaignConfig, wall_s: float) -> dict:
     out = {"config": {"runs": cc.runs, "seed": cc.seed, "families": list(cc.families), "perception": cc.perception,
                       "workers": cc.workers, "kill_radius_m": cc.run.kill_radius_m,
                       "camera_tilt_up_deg": cc.run.camera_tilt_up_deg if cc.perception == "truth" else None,
+                      "operator_authorizes_cue": cc.run.operator_authorizes_cue if cc.perception == "truth" else None,
                       "full_t_max_s": cc.full_t_max_s},
            "wall_s": round(wall_s, 1)}
     out.update(_stats(main))

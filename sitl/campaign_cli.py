@@ -2,6 +2,7 @@
 
     autonomy campaign --runs 1000 --seed 0 --perception truth --workers 2 --out campaign_out
     autonomy campaign --runs 40 --families shahed_crossing,fpv_weave --out /tmp/c
+    autonomy campaign --runs 140 --operator camera-track --out /tmp/ct   # the lockstep world's operator model
     autonomy campaign --perception full --runs 8 --workers 2 --seed 0 --out /tmp/full8
 
 Writes DIR/summary.json (overall, per family, and PN vs pure pursuit on the crossing family), DIR/runs.json
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-pure-pursuit", action="store_true", help="skip the pure-pursuit twins of crossing runs")
     p.add_argument("--camera-tilt-deg", type=float, default=45.0, help="camera up-tilt (DESIGN default 20)")
+    p.add_argument("--operator", choices=("cue", "camera-track"), default="cue",
+                   help="truth mode: the simulated operator may authorize the ground track up front (cue), or only a "
+                        "camera track the companion asks about, as the lockstep world's operator does (camera-track)")
     p.add_argument("--t-max-s", type=float, default=None,
                    help="full mode: cap on simulated seconds per run (default: the scenario's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cc = CampaignConfig(runs=a.runs, seed=a.seed, families=fams, perception=a.perception, workers=max(1, a.workers),
                         compare_pure_pursuit=not a.no_pure_pursuit and not full,
-                        run=RunConfig(camera_tilt_up_deg=a.camera_tilt_deg), full_t_max_s=a.t_max_s)
+                        run=RunConfig(camera_tilt_up_deg=a.camera_tilt_deg,
+                                      operator_authorizes_cue=a.operator == "cue"), full_t_max_s=a.t_max_s)
     t0 = time.perf_counter()
     try:
         results = run_campaign(cc, progress=None if a.quiet else sys.stderr)
