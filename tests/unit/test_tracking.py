@@ -243,8 +243,8 @@ def test_small_target_is_not_a_duplicate_of_a_big_clutter_box_next_to_it():
     ground-clutter box (a confirmed "drone" track) was detected 220 px away; the coasting target lay inside the
     clutter's angular extent and ``drop_coasting_duplicates`` deleted it. Boxes as in that flight. A coasting
     track is a duplicate only of a live track of comparable size (``dup_max_size_ratio``), so the target coasts."""
-    sim = dict(q_ang=0.01, init_rate_std_radps=0.05, confirm_hits=5, max_coast_s=2.0, init_score=0.35,
-               drop_coasting_duplicates=True)
+    sim = {"q_ang": 0.01, "init_rate_std_radps": 0.05, "confirm_hits": 5, "max_coast_s": 2.0, "init_score": 0.35,
+           "drop_coasting_duplicates": True}
     q = np.array([1.0, 0, 0, 0])
     small = [615.0, 274.0, 649.0, 303.0]
     big = [690.0, 202.0, 1003.0, 471.0]
@@ -276,8 +276,8 @@ def test_coasting_target_is_not_a_duplicate_of_a_track_seen_beside_it():
     at 40 m while a confirmed ~115 px "airplane" clutter track 104 px (6.5 deg) away was detected; the target lay
     inside the clutter's full box diagonal and was deleted as its duplicate, and the engagement flew the last line of
     sight open loop for 1.5 s (its error grew to 25 deg)."""
-    sim = dict(q_ang=0.01, init_rate_std_radps=0.05, confirm_hits=5, max_coast_s=2.0, init_score=0.35,
-               drop_coasting_duplicates=True)
+    sim = {"q_ang": 0.01, "init_rate_std_radps": 0.05, "confirm_hits": 5, "max_coast_s": 2.0, "init_score": 0.35,
+           "drop_coasting_duplicates": True}
     tr = Tracker(TrackerConfig(**sim), CAM)
     q = np.array([1.0, 0, 0, 0])
     c = CAM.intrinsics
