@@ -149,14 +149,14 @@ def _ap_groups(model_det, cases: list[RenderCase], clutter: list[np.ndarray]) ->
     return out
 
 
-def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.ndarray],
-                   config_path: str | None = None) -> dict:
+def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.ndarray]) -> dict:
     """Per (kind, range): counts and shares for full frame and ROI; AP per range; clutter drone FPs per frame."""
     from autonomy.config import load_config
     from autonomy.perception.detector import Detector
+    from sitl.engagement_demo import SITL_CONFIG
 
-    cfg = load_config(config_path or str(Path(__file__).resolve().parents[1] / "autonomy" / "runtime" / "configs"
-                                         / "sitl.toml"))
+    cfg = load_config(SITL_CONFIG)
+
     def model_det(**kw) -> Detector:
         return Detector(replace(cfg.detector, model_path=str(model_path), intra_op_threads_n=1, **kw))
 
