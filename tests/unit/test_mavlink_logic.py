@@ -137,6 +137,33 @@ def test_clock_mapper_recovers_rate_and_offset(rate, offset, rtt):
     assert m.to_autopilot(m.to_ours(55.0)) == pytest.approx(55.0, abs=1e-6)
 
 
+def test_clock_mapper_keeps_messages_causal_when_the_timesync_reply_waits():
+    """An autopilot that answers TIMESYNC at its next tick (stamp = the tick's start) and sends at the tick's end:
+    the midpoint fit maps every message dt/2 late. Arrivals of state messages (which cannot arrive before they
+    were stamped) pull the mapping back to the truth; a fit that is already causal is not moved."""
+    dt = 0.01
+    offset = 3.0   # truth: t_ours = t_autopilot + 3.0
+    m = ClockMapper()
+    for k in range(200):
+        t_tick = 1.0 + k * dt                       # autopilot tick start
+        if k % 50 == 0:                             # our request at the tick start, the reply one tick later
+            m.add_sync(t_tick + offset, t_tick + dt + offset, t_tick)
+        m.add_arrival(t_tick + dt + offset, t_tick + dt)   # telemetry stamped at the tick's end, no delay
+    assert m.synced
+    assert m.causal_shift_s == pytest.approx(-dt / 2, abs=1e-9)
+    assert m.to_ours(2.0) == pytest.approx(2.0 + offset, abs=1e-9)
+    assert m.to_autopilot(5.0) == pytest.approx(2.0, abs=1e-9)
+
+    honest = ClockMapper()
+    for k in range(200):
+        t = 1.0 + k * dt
+        if k % 50 == 0:
+            honest.add_sync(t + offset - 0.001, t + offset + 0.001, t)
+        honest.add_arrival(t + offset + 0.004, t)   # transport delay: later than the stamp, as it must be
+    assert honest.causal_shift_s == 0.0
+    assert honest.to_ours(2.0) == pytest.approx(2.0 + offset, abs=1e-9)
+
+
 def test_clock_mapper_rejects_slow_round_trips_and_uses_arrivals_first():
     m = ClockMapper(max_rtt_s=0.05)
     m.add_arrival(10.3, 0.2)
