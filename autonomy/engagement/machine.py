@@ -349,7 +349,7 @@ class EngagementMachine:
         last = self._last_track
         if last is not None and math.isfinite(last.angular_size_rad) and last.angular_size_rad > 0.0:
             r_last = self._last_range_m
-            size_exp = float(last.angular_size_rad) * (r_last / rng if math.isfinite(r_last) else 1.0)
+            size_exp = float(last.angular_size_rad) * (r_last / rng if math.isfinite(r_last) and r_last > 0.0 else 1.0)
         ln_ratio = math.log(self.cfg.reassociate_max_size_ratio)
         best, best_key = None, (True, math.inf)
         for tr in tracks:

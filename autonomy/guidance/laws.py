@@ -154,8 +154,9 @@ def closing_speed(los_ned, own_vel_ned_mps, tgt_vel_ned_mps) -> float:
 
 
 def range_from_angular_size(size_m: float, angular_size_rad: float) -> float | None:
-    """Range (m) of an object of known size ``size_m`` subtending ``angular_size_rad``; None if not usable."""
-    if not (size_m > 0.0 and angular_size_rad > 1e-6 and math.isfinite(angular_size_rad)):
+    """Range (m) of an object of known size ``size_m`` subtending ``angular_size_rad``; None if not usable
+    (an angle of pi or more has no range: the object surrounds the camera)."""
+    if not (size_m > 0.0 and 1e-6 < angular_size_rad < math.pi):
         return None
     return size_m / (2.0 * math.tan(0.5 * angular_size_rad))
 

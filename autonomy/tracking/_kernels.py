@@ -39,6 +39,10 @@ COASTING = 3
 
 INF = 1e30
 MAX_CLASSES = 16
+# ln of the largest angular size a track may predict (90 deg): a coasting track's ln(size) follows its growth
+# rate, and through the closest approach that rate is large; unbounded, 2 s of coasting reached 10.8 rad (more
+# than a turn), and a range from that size came out negative (tan of an angle past pi)
+LOG_SIZE_MAX = math.log(0.5 * math.pi)
 
 # ---- named slots of the packed float64 configuration vector ``cfg`` (see TrackerConfig.pack) ----
 C_SIGMA_PX = 0          # centre noise floor, px (1-sigma)
@@ -243,6 +247,7 @@ def predict_one(x, p, f, q):
             for k in range(d):
                 s += f[r, k] * p[k, c]
             fp[r, c] = s
+    xn[2] = min(xn[2], LOG_SIZE_MAX)
     for r in range(d):
         x[r] = xn[r]
         for c in range(r, d):
@@ -321,6 +326,7 @@ def predict_batch(x, p, idx, dt, order, q_ang, q_logsize):
                     fp[r, c] = acc
         for r in range(d):
             xi[r] = xn[r]
+        xi[2] = min(xi[2], LOG_SIZE_MAX)
         for bi in range(order):
             for ax in range(3):
                 r = 3 * bi + ax

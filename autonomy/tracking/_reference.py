@@ -41,7 +41,9 @@ def transition_ref(dt, order, q_ang, q_logsize):
 
 def predict_ref(x, p, dt, order, q_ang, q_logsize):
     f, q = transition_ref(dt, order, q_ang, q_logsize)
-    return f @ x, f @ p @ f.T + q
+    xn = f @ x
+    xn[2] = min(xn[2], np.log(0.5 * np.pi))   # the kernels' LOG_SIZE_MAX (90 deg)
+    return xn, f @ p @ f.T + q
 
 
 def _h(d):

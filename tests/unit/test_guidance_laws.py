@@ -138,6 +138,7 @@ def test_time_to_go_and_range_from_size():
     r = laws.range_from_angular_size(2.5, 2 * math.atan(1.25 / 500.0))
     assert r == pytest.approx(500.0)
     assert laws.range_from_angular_size(2.5, 0.0) is None
+    assert laws.range_from_angular_size(2.5, 3.5) is None   # past pi: tan < 0, no range
 
 
 @settings(max_examples=100, deadline=None)

@@ -83,6 +83,23 @@ def test_transition_and_predict_match_reference(rng, order):
             np.testing.assert_allclose(pd, pr, atol=1e-12)
 
 
+@pytest.mark.parametrize("order", [2, 3])
+def test_predicted_angular_size_is_bounded(rng, order):
+    """Coasting through the closest approach, ln(size) follows a large growth rate: unbounded, 2 s reached
+    10.8 rad and a range from it came out negative (lockstep degraded-1 crashed in re-association)."""
+    x, p, _ = _random_track(rng, order)
+    x[2], x[5] = np.log(0.3), 2.5            # 0.3 rad, growing e^2.5 per second
+    if order == 3:
+        x[8] = 0.0
+    xk, pk = x[None].copy(), p[None].copy()
+    K.predict_batch(xk, pk, np.arange(1), np.array([2.0]), order, 0.05, 0.5)
+    xr, _ = R.predict_ref(x, p, 2.0, order, 0.05, 0.5)
+    assert np.exp(xk[0, 2]) == pytest.approx(0.5 * np.pi) and np.exp(xr[2]) == pytest.approx(0.5 * np.pi)
+    xs = x.copy()
+    K.predict_batch(xs[None], p[None].copy(), np.arange(1), np.array([0.1]), order, 0.05, 0.5)
+    assert xs[2] == pytest.approx(np.log(0.3) + 0.25, abs=0.02)   # a normal prediction is untouched
+
+
 def test_gate_cost_and_update_match_reference(rng):
     xs, ps, bs = zip(*[_random_track(rng) for _ in range(4)])
     x, p, basis = np.array(xs), np.array(ps), np.array(bs)
