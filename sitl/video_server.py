@@ -27,11 +27,12 @@ import socket
 import sys
 import threading
 import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from autonomy.geometry import ned_to_geodetic
+from autonomy.geometry import ned_to_geodetic, quat_integrate
 from autonomy.mavlink.wire import dialect
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
 from sitl.targets import Target, TargetSpec
@@ -128,11 +129,14 @@ class RealtimeWorld:
         self._http_thread = threading.Thread(target=self.http.serve_forever, daemon=True)
         # vehicle pose from telemetry (autopilot clock)
         self.t_ap_s: float | None = None
-        self.wall_at_t_ap = 0.0
+        # wall - autopilot time of recent telemetry: the lowest is the one read nearest its sending (this loop
+        # is busy rendering for 20-40 ms at a time, and what arrives meanwhile is read late)
+        self._wall_minus_ap: deque[float] = deque(maxlen=64)
         self.pos_ned_m: np.ndarray | None = None
         self.vel_ned_mps = np.zeros(3)
         self.q = np.array([1.0, 0, 0, 0])
         self.rate = np.zeros(3)
+        self.t_att_s: float | None = None
         self.origin: tuple[float, float, float] | None = None
         self.armed = False
         # world
@@ -185,11 +189,13 @@ class RealtimeWorld:
             self.pos_ned_m = np.array([m.x, m.y, m.z])
             self.vel_ned_mps = np.array([m.vx, m.vy, m.vz])
             self.t_ap_s = m.time_boot_ms * 1e-3
-            self.wall_at_t_ap = time.monotonic()
+            self._wall_minus_ap.append(time.monotonic() - self.t_ap_s)
             self._advance(self.t_ap_s)
         elif t == "ATTITUDE_QUATERNION":
             self.q = np.array([m.q1, m.q2, m.q3, m.q4])
             self.rate = np.array([m.rollspeed, m.pitchspeed, m.yawspeed])
+            self.t_att_s = m.time_boot_ms * 1e-3
+            self._wall_minus_ap.append(time.monotonic() - self.t_att_s)
         elif t in ("GPS_GLOBAL_ORIGIN", "HOME_POSITION") and self.origin is None:
             self.origin = (m.latitude * 1e-7, m.longitude * 1e-7, m.altitude * 1e-3)
         elif t == "HEARTBEAT" and m.get_srcComponent() == 1:
@@ -271,18 +277,36 @@ class RealtimeWorld:
                                                              0, 0, 0, 0))
 
     # -------------------------------------------------------------- camera
+    def _scene_now(self) -> tuple[np.ndarray, np.ndarray, list, float]:
+        """The camera's snapshot: vehicle, attitude and targets all at one instant, now on the autopilot clock.
+
+        Telemetry arrives at 30-50 Hz and a render takes 20-40 ms on a small CPU, so the newest position, attitude
+        and target states are each 0-50 ms old and of different ages; drawn as they are, the target sat up to a
+        metre behind where it was relative to the vehicle, an error no real camera makes. Each is extrapolated
+        (position by velocity, attitude by body rate, targets by velocity) to now, at most 0.1 s. "Now" on the
+        autopilot clock is the wall clock minus the lowest recent (wall - autopilot) time of telemetry arrivals:
+        the time a message is read is late by whatever this loop was doing when it came."""
+        from sitl.render import RenderTarget
+
+        if self.pos_ned_m is None or self.t_ap_s is None:  # no telemetry yet: a camera on the ground, level
+            tg = [RenderTarget(render_kind(o.spec), o.pos_ned_m.copy(), heading_quat(o.vel_ned_mps))
+                  for o in self.targets]
+            return np.array([0.0, 0.0, -0.3]), self.q, tg, self.t_world_s or 0.0
+        t_s = min(max(time.monotonic() - min(self._wall_minus_ap), self.t_ap_s), self.t_ap_s + 0.1)
+        pos = self.pos_ned_m + self.vel_ned_mps * (t_s - self.t_ap_s)
+        q = self.q
+        if self.t_att_s is not None:
+            q = quat_integrate(self.q, self.rate, float(np.clip(t_s - self.t_att_s, 0.0, 0.1)))
+        dt_tg = float(np.clip(t_s - (self.t_world_s or t_s), 0.0, 0.1)) if self._t_start is not None else 0.0
+        tg = [RenderTarget(render_kind(o.spec), o.pos_ned_m + o.vel_ned_mps * dt_tg, heading_quat(o.vel_ned_mps))
+              for o in self.targets]
+        return pos, q, tg, t_s
+
     def _render(self) -> None:
         import cv2
 
-        from sitl.render import RenderTarget
-
-        if self.pos_ned_m is None:  # no telemetry yet: a camera on the ground, level (the camera still runs)
-            pos = np.array([0.0, 0.0, -0.3])
-        else:  # extrapolate the pose to now (telemetry is up to one period old)
-            lag = min(time.monotonic() - self.wall_at_t_ap, 0.1)
-            pos = self.pos_ned_m + self.vel_ned_mps * lag
-        tg = [RenderTarget(render_kind(o.spec), o.pos_ned_m.copy(), heading_quat(o.vel_ned_mps)) for o in self.targets]
-        fr = self.renderer.render(pos, self.q, tg, self.rng, self.t_world_s or 0.0, rate_body_radps=self.rate)
+        pos, q, tg, t_s = self._scene_now()
+        fr = self.renderer.render(pos, q, tg, self.rng, t_s, rate_body_radps=self.rate)
         ok, buf = cv2.imencode(".jpg", fr.image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if ok:
             self.stream.publish(buf.tobytes())
