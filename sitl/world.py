@@ -246,6 +246,10 @@ class WorldConfig:
     params: tuple[tuple[str, float], ...] = tuple(PRESETS["interceptor"]["px4"].items())
     render_noise: bool = True
     operator_valid_s: float = 60.0
+    # the simulated operator authorizes a track only when an object's true line of sight is this close to the
+    # track's (5 deg: ~90 px on the 1280 px camera; a real track of the target is within ~1 deg, coasting ones
+    # near the closest approach a few)
+    operator_match_rad: float = math.radians(5.0)
     boot_s: float = 3.5                 # simulated autopilot boot (estimator ready at 3 s)
     # the delivery barrier (module docstring); False gives the old unsynchronised exchange, whose flights can
     # depend on OS scheduling: only for showing that race (tests/e2e/test_lockstep_determinism.py)
@@ -443,7 +447,7 @@ class World:
                     continue
                 if tid not in self._op_asked:
                     self._op_asked.add(tid)
-                    if self.truth_class_of_track(tid) != "bird" and auth_id not in self.authorized_tracks \
+                    if self.truth_class_of_track(tid) not in ("bird", "clutter") and auth_id not in self.authorized_tracks \
                             and all(a != auth_id for _, a in self._op_pending):
                         self._op_pending.append((t + sc.operator_delay_s, auth_id))
         g.texts.clear()
@@ -455,7 +459,10 @@ class World:
 
     def truth_class_of_track(self, track_id: int) -> str:
         """The operator's eyes: the class of the simulated object whose true line of sight is closest to the
-        track's (``track_los`` is set by the runner that owns the tracker; without it, the cued target)."""
+        track's (``track_los`` is set by the runner that owns the tracker; without it, the cued target), or
+        "clutter" when no object lies within ``WorldConfig.operator_match_rad`` of it: the box is on a tree line,
+        the ground or a cloud, and an operator watching the video refuses it (before, the nearest object counted
+        however far away: lockstep bird_clutter-1 was authorized onto a ground track 40 deg off the drone)."""
         los = self.track_los(track_id) if self.track_los is not None else None
         if los is None:
             return self.targets[0].class_name
@@ -463,9 +470,11 @@ class World:
         best, best_i = -2.0, 0
         for i, o in enumerate(self.targets):
             d = o.pos_ned_m - own
-            c = float(d @ los) / max(float(np.linalg.norm(d)), 1e-9)
+            c = float(d @ los) / max(float(np.linalg.norm(d)) * float(np.linalg.norm(los)), 1e-9)
             if c > best:
                 best, best_i = c, i
+        if math.acos(max(-1.0, min(1.0, best))) > self.cfg.operator_match_rad:
+            return "clutter"
         return self.targets[best_i].class_name
 
     # ------------------------------------------------------------------ camera

@@ -59,3 +59,36 @@ def test_realtime_world_reports_the_closest_approach_too():
         world.http.server_close()
         world.s_ap.close()
         world.s_comp.close()
+
+
+def test_simulated_operator_sees_what_a_track_is_on():
+    """The operator's eyes (sitl.World.truth_class_of_track): the object on the track's line of sight, or
+    "clutter" when no object is within WorldConfig.operator_match_rad (a box on trees or ground: refused)."""
+    sc = make_scenario("bird_clutter", 1)
+    with World(sc, WorldConfig()) as world:
+        world.tick()
+        own = world.ap.pos_ned_m
+        to = {i: (o.pos_ned_m - own) / np.linalg.norm(o.pos_ned_m - own) for i, o in enumerate(world.targets)}
+        bird = next(i for i, o in enumerate(world.targets) if o.class_name == "bird")
+        e1 = np.cross(to[0], [0.0, 0.0, 1.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(to[0], e1)
+
+        def off(deg: float, phi: float) -> np.ndarray:
+            side = np.cos(phi) * e1 + np.sin(phi) * e2
+            return np.cos(np.radians(deg)) * to[0] + np.sin(np.radians(deg)) * side
+
+        def nearest(u: np.ndarray) -> tuple[int, float]:
+            ang = {i: float(np.degrees(np.arccos(np.clip(u @ d, -1, 1)))) for i, d in to.items()}
+            i = min(ang, key=ang.get)
+            return i, ang[i]
+
+        # a side of the target with no other object near (the birds fly around its path)
+        phi = next(p for p in np.linspace(0, 2 * np.pi, 16, endpoint=False)
+                   if nearest(off(2.0, p))[0] == 0 and nearest(off(40.0, p))[1] > 10.0)
+        los = {1: to[0], 2: off(2.0, phi), 3: to[bird], 4: off(40.0, phi)}
+        world.track_los = los.get
+        assert world.truth_class_of_track(1) == world.targets[0].class_name == "drone"
+        assert world.truth_class_of_track(2) == "drone"          # 2 deg off: the box is still on it
+        assert world.truth_class_of_track(3) == "bird"
+        assert world.truth_class_of_track(4) == "clutter"      # nothing within 10 deg: ground, trees
