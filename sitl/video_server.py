@@ -10,7 +10,8 @@ As on a laptop with SITL::
 This process sits on the MAVLink path between the simulated autopilot and the companion, as a MAVLink router
 (mavlink-router, MAVProxy) does on a real vehicle: it forwards every datagram both ways unchanged, reads the
 vehicle's pose from the telemetry it forwards, and adds the ground station's traffic (FOLLOW_TARGET cues,
-the operator's MAV_CMD_USER_1 authorization after reading the companion's ``AUTH? track N`` STATUSTEXT).
+the operator's MAV_CMD_USER_1 authorization after reading the companion's ``AUTH? track N cue M az A el E``
+STATUSTEXT and looking along that bearing: a box on nothing or on a bird is refused, as in sitl.World).
 It flies the scenario's targets on the autopilot's clock (``time_boot_ms``), renders the camera from the
 vehicle's pose and serves it as ``http://127.0.0.1:PORT/camera.mjpg`` (multipart JPEG), which OpenCV's FFmpeg
 backend, and so the companion's ordinary camera source, opens. It prints ``READY ...`` once listening and
@@ -34,12 +35,21 @@ import numpy as np
 
 from autonomy.geometry import ned_to_geodetic, quat_integrate
 from autonomy.mavlink.wire import dialect
+from autonomy.runtime.pipeline import bearing_to_los_ned
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
 from sitl.targets import Target, TargetSpec
-from sitl.world import closest_approach_segment, heading_quat, render_kind, sim_camera
+from sitl.world import (
+    WorldConfig,
+    class_on_line_of_sight,
+    closest_approach_segment,
+    heading_quat,
+    render_kind,
+    sim_camera,
+)
 
 MAV_CMD_USER_1 = 31010
 HOST = "127.0.0.1"
+OPERATOR_MATCH_RAD = WorldConfig.operator_match_rad   # the lockstep world's operator, the same eyes
 
 
 def quick_scenario(seed: int = 0) -> Scenario:
@@ -263,11 +273,18 @@ class RealtimeWorld:
                 try:
                     tid = int(w[2])
                     aid = int(w[4]) if len(w) >= 5 and w[3] == "cue" else tid
-                except ValueError:
+                    los = bearing_to_los_ned(float(w[w.index("az") + 1]), float(w[w.index("el") + 1])) \
+                        if "az" in w and "el" in w else None
+                except (ValueError, IndexError):
                     continue
                 if tid not in self._asked and self.sc.engageable and aid not in self.authorized:
                     self._asked.add(tid)
-                    self._op.append((t + self.sc.operator_delay_s, aid))
+                    # the operator looks where the companion says the track is (as in sitl.World): a box on
+                    # nothing or on a bird is refused
+                    seen = class_on_line_of_sight(los, self.pos_ned_m, self.targets, OPERATOR_MATCH_RAD) \
+                        if los is not None and self.pos_ned_m is not None else "drone"
+                    if seen not in ("bird", "clutter"):
+                        self._op.append((t + self.sc.operator_delay_s, aid))
         self.texts.clear()
         for ta, aid in list(self._op):
             if ta <= t:

@@ -466,16 +466,7 @@ class World:
         los = self.track_los(track_id) if self.track_los is not None else None
         if los is None:
             return self.targets[0].class_name
-        own = self.ap.pos_ned_m
-        best, best_i = -2.0, 0
-        for i, o in enumerate(self.targets):
-            d = o.pos_ned_m - own
-            c = float(d @ los) / max(float(np.linalg.norm(d)) * float(np.linalg.norm(los)), 1e-9)
-            if c > best:
-                best, best_i = c, i
-        if math.acos(max(-1.0, min(1.0, best))) > self.cfg.operator_match_rad:
-            return "clutter"
-        return self.targets[best_i].class_name
+        return class_on_line_of_sight(los, self.ap.pos_ned_m, self.targets, self.cfg.operator_match_rad)
 
     # ------------------------------------------------------------------ camera
     def render_targets(self) -> list:
@@ -496,6 +487,21 @@ class World:
                                   self.rng if self.cfg.render_noise else None, self.ap.t_s,
                                   rate_body_radps=st.rate_body_radps)
         return fr.image, self.ap.t_s, fr
+
+
+def class_on_line_of_sight(los_ned: np.ndarray, own_pos_ned_m: np.ndarray, objects, match_rad: float) -> str:
+    """The simulated operator's eyes: the class of the object (``.pos_ned_m``, ``.class_name``) whose true line of
+    sight from ``own_pos_ned_m`` is closest to ``los_ned``, or "clutter" when none is within ``match_rad``."""
+    los = np.asarray(los_ned, dtype=np.float64)
+    best, best_i = -2.0, 0
+    for i, o in enumerate(objects):
+        d = o.pos_ned_m - own_pos_ned_m
+        c = float(d @ los) / max(float(np.linalg.norm(d)) * float(np.linalg.norm(los)), 1e-9)
+        if c > best:
+            best, best_i = c, i
+    if not objects or math.acos(max(-1.0, min(1.0, best))) > match_rad:
+        return "clutter"
+    return objects[best_i].class_name
 
 
 def wall_s() -> float:

@@ -208,6 +208,19 @@ def drop_implausible_spans(dets: Detections, camera: Camera, q_body_to_ned: np.n
                       dets.class_names)
 
 
+def auth_bearing_deg(los_ned: np.ndarray) -> tuple[float, float]:
+    """Azimuth (deg from north, clockwise) and elevation (deg, up positive) of a NED line of sight: the bearing an
+    ``AUTH? track N [cue M] az A el E`` request gives the operator, so that they look at the right box."""
+    u = np.asarray(los_ned, dtype=np.float64) / float(np.linalg.norm(los_ned))
+    return math.degrees(math.atan2(u[1], u[0])), math.degrees(math.asin(max(-1.0, min(1.0, -u[2]))))
+
+
+def bearing_to_los_ned(az_deg: float, el_deg: float) -> np.ndarray:
+    """Inverse of :func:`auth_bearing_deg`: the unit NED line of sight."""
+    az, el = math.radians(az_deg), math.radians(el_deg)
+    return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), -math.sin(el)])
+
+
 class Pipeline:
     """Frame -> pose -> detect (+ROI) -> track -> engage -> setpoint. See the module docstring.
 
@@ -446,7 +459,13 @@ class Pipeline:
                 now - self._t_status >= self.config.status_period_s:
             self._t_status = now
             cue = getattr(self.machine, "_cue_id", None)
-            self._say(f"AUTH? track {out.engaged_track_id}" + (f" cue {cue}" if cue is not None else ""))
+            text = f"AUTH? track {out.engaged_track_id}" + (f" cue {cue}" if cue is not None else "")
+            last = self.last
+            for tr in (last.tracks if last is not None else ()):
+                if tr.track_id == out.engaged_track_id:  # where to look: the track's bearing (NED, degrees)
+                    az, el = auth_bearing_deg(np.asarray(tr.los_ned, dtype=np.float64))
+                    text += f" az {az:.1f} el {el:.1f}"
+            self._say(text)
 
     def _record(self, r: StepResult) -> None:
         rec = self.recorder

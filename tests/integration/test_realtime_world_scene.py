@@ -64,3 +64,24 @@ def test_telemetry_read_late_does_not_move_the_scene_clock(world):
     _feed(world, t_ap0 + 0.01, [0.0, 0.0, -100.0], [0.0, 0.0, 0.0], q0, [0.0, 0.0, 0.0])  # sent 30 ms ago
     _, _, _, t_s = world._scene_now()
     assert t_s - t_ap0 == pytest.approx(time.monotonic() - wall0, abs=0.006)
+
+
+def test_realtime_operator_refuses_a_box_on_nothing(world):
+    """``AUTH? track N cue M az A el E``: the operator looks along the track's bearing (as in the lockstep world):
+    the target there is authorized after the scenario's reaction delay; a bearing 40 deg off it is not."""
+    from autonomy.runtime.pipeline import auth_bearing_deg
+
+    world.origin = (47.0, 8.0, 400.0)
+    _feed(world, 10.0, [0.0, 0.0, -150.0], [0.0, 0.0, 0.0], euler_to_quat(0.0, 0.0, 0.0), [0.0, 0.0, 0.0])
+    world._t_start = world.t_world_s
+    world._next_cue = 1e9                                   # no cues needed here
+    to_target = world.targets[0].pos_ned_m - world.pos_ned_m
+    az, el = auth_bearing_deg(to_target)
+    world.texts = [f"AUTH? track 5 cue 1000 az {az:.1f} el {el:.1f}", f"AUTH? track 6 cue 1001 az {az + 40:.1f} el {el:.1f}"]
+    world._ground(0.0)
+    t_ap = 10.0
+    for _ in range(40):                                     # 0.8 s of telemetry: past the 0.5 s reaction delay
+        t_ap += 0.02
+        _feed(world, t_ap, [0.0, 0.0, -150.0], [0.0, 0.0, 0.0], euler_to_quat(0.0, 0.0, 0.0), [0.0, 0.0, 0.0])
+        world._ground(0.0)
+    assert world.authorized == [1000]

@@ -125,3 +125,20 @@ def test_span_filter_drops_the_clutter_box_in_the_cue_direction_only():
     assert out.xyxy_px.tolist() == [s.target_box(), far]
     # close in, the same boxes are plausible (a 2.5 m wing at 5 m is ~0.5 rad)
     assert len(drop_implausible_spans(dets, CAM, s.q, los, 5.0, gate, 7.0)) == 3
+
+
+def test_auth_request_bearing_round_trips():
+    """The bearing in "AUTH? track N cue M az A el E" (degrees, NED azimuth, elevation up) and back."""
+    import pytest
+
+    from autonomy.runtime.pipeline import auth_bearing_deg, bearing_to_los_ned
+
+    assert auth_bearing_deg(np.array([0.0, 1.0, 0.0])) == pytest.approx((90.0, 0.0))      # east, level
+    assert auth_bearing_deg(np.array([1.0, 0.0, -1.0])) == pytest.approx((0.0, 45.0))     # north, 45 deg up
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        u = rng.normal(size=3)
+        u /= np.linalg.norm(u)
+        az, el = auth_bearing_deg(u * 7.0)
+        back = bearing_to_los_ned(round(az, 1), round(el, 1))   # as sent: one decimal
+        assert math.degrees(math.acos(min(1.0, float(back @ u)))) < 0.1
