@@ -11,6 +11,8 @@ Every function accepts a single vector/quaternion or a stack of them along the f
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 EARTH_RADIUS_M = 6_378_137.0  # WGS-84 equatorial radius
@@ -182,3 +184,15 @@ def unit(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     n = np.linalg.norm(v, axis=-1, keepdims=True)
     return np.where(n > eps, v / np.maximum(n, eps), 0.0)
+
+
+def los_to_az_el_deg(los_ned: np.ndarray) -> tuple[float, float]:
+    """Azimuth (deg from north, clockwise) and elevation (deg, up positive) of a NED line of sight."""
+    u = np.asarray(los_ned, dtype=np.float64) / float(np.linalg.norm(los_ned))
+    return math.degrees(math.atan2(u[1], u[0])), math.degrees(math.asin(max(-1.0, min(1.0, -u[2]))))
+
+
+def az_el_deg_to_los(az_deg: float, el_deg: float) -> np.ndarray:
+    """Inverse of :func:`los_to_az_el_deg`: the unit NED line of sight."""
+    az, el = math.radians(az_deg), math.radians(el_deg)
+    return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), -math.sin(el)])

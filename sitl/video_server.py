@@ -33,12 +33,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from autonomy.geometry import ned_to_geodetic, quat_integrate
+from autonomy.geometry import az_el_deg_to_los, ned_to_geodetic, quat_integrate
 from autonomy.mavlink.wire import dialect
-from autonomy.runtime.pipeline import bearing_to_los_ned
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
 from sitl.targets import Target, TargetSpec
 from sitl.world import (
+    OPERATOR_REFUSES,
     WorldConfig,
     class_on_line_of_sight,
     closest_approach_segment,
@@ -273,7 +273,7 @@ class RealtimeWorld:
                 try:
                     tid = int(w[2])
                     aid = int(w[4]) if len(w) >= 5 and w[3] == "cue" else tid
-                    los = bearing_to_los_ned(float(w[w.index("az") + 1]), float(w[w.index("el") + 1])) \
+                    los = az_el_deg_to_los(float(w[w.index("az") + 1]), float(w[w.index("el") + 1])) \
                         if "az" in w and "el" in w else None
                 except (ValueError, IndexError):
                     continue
@@ -283,7 +283,7 @@ class RealtimeWorld:
                     # nothing or on a bird is refused
                     seen = class_on_line_of_sight(los, self.pos_ned_m, self.targets, OPERATOR_MATCH_RAD) \
                         if los is not None and self.pos_ned_m is not None else "drone"
-                    if seen not in ("bird", "clutter"):
+                    if seen not in OPERATOR_REFUSES:
                         self._op.append((t + self.sc.operator_delay_s, aid))
         self.texts.clear()
         for ta, aid in list(self._op):
@@ -306,15 +306,14 @@ class RealtimeWorld:
         from sitl.render import RenderTarget
 
         if self.pos_ned_m is None or self.t_ap_s is None:  # no telemetry yet: a camera on the ground, level
-            tg = [RenderTarget(render_kind(o.spec), o.pos_ned_m.copy(), heading_quat(o.vel_ned_mps))
-                  for o in self.targets]
-            return np.array([0.0, 0.0, -0.3]), self.q, tg, self.t_world_s or 0.0
-        t_s = min(max(time.monotonic() - min(self._wall_minus_ap), self.t_ap_s), self.t_ap_s + 0.1)
-        pos = self.pos_ned_m + self.vel_ned_mps * (t_s - self.t_ap_s)
-        q = self.q
-        if self.t_att_s is not None:
-            q = quat_integrate(self.q, self.rate, float(np.clip(t_s - self.t_att_s, 0.0, 0.1)))
-        dt_tg = float(np.clip(t_s - (self.t_world_s or t_s), 0.0, 0.1)) if self._t_start is not None else 0.0
+            pos, q, t_s, dt_tg = np.array([0.0, 0.0, -0.3]), self.q, self.t_world_s or 0.0, 0.0
+        else:
+            t_s = min(max(time.monotonic() - min(self._wall_minus_ap), self.t_ap_s), self.t_ap_s + 0.1)
+            pos = self.pos_ned_m + self.vel_ned_mps * (t_s - self.t_ap_s)
+            q = self.q
+            if self.t_att_s is not None:
+                q = quat_integrate(self.q, self.rate, float(np.clip(t_s - self.t_att_s, 0.0, 0.1)))
+            dt_tg = float(np.clip(t_s - (self.t_world_s or t_s), 0.0, 0.1)) if self._t_start is not None else 0.0
         tg = [RenderTarget(render_kind(o.spec), o.pos_ned_m + o.vel_ned_mps * dt_tg, heading_quat(o.vel_ned_mps))
               for o in self.targets]
         return pos, q, tg, t_s

@@ -447,7 +447,7 @@ class World:
                     continue
                 if tid not in self._op_asked:
                     self._op_asked.add(tid)
-                    if self.truth_class_of_track(tid) not in ("bird", "clutter") and auth_id not in self.authorized_tracks \
+                    if self.truth_class_of_track(tid) not in OPERATOR_REFUSES and auth_id not in self.authorized_tracks \
                             and all(a != auth_id for _, a in self._op_pending):
                         self._op_pending.append((t + sc.operator_delay_s, auth_id))
         g.texts.clear()
@@ -487,6 +487,9 @@ class World:
                                   self.rng if self.cfg.render_noise else None, self.ap.t_s,
                                   rate_body_radps=st.rate_body_radps)
         return fr.image, self.ap.t_s, fr
+
+
+OPERATOR_REFUSES = ("bird", "clutter")   # what the simulated operator will not authorize (class_on_line_of_sight)
 
 
 def class_on_line_of_sight(los_ned: np.ndarray, own_pos_ned_m: np.ndarray, objects, match_rad: float) -> str:

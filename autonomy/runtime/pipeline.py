@@ -29,6 +29,7 @@ import numpy as np
 
 from autonomy.camera.model import Camera, pixels_to_bearings_cam
 from autonomy.engagement import EngagementInput, EngagementMachine, EngagementOutput, State
+from autonomy.geometry import los_to_az_el_deg
 from autonomy.guidance.setpoint import brake_setpoint
 from autonomy.runtime.timing import StageTimer
 from autonomy.types import Detections, OperatorCommand, Setpoint, TargetCue, TargetTrack, VehicleState
@@ -206,19 +207,6 @@ def drop_implausible_spans(dets: Detections, camera: Camera, q_body_to_ned: np.n
     keep = ~bad
     return Detections(dets.t_capture_s, dets.xyxy_px[keep], dets.scores[keep], dets.class_ids[keep],
                       dets.class_names)
-
-
-def auth_bearing_deg(los_ned: np.ndarray) -> tuple[float, float]:
-    """Azimuth (deg from north, clockwise) and elevation (deg, up positive) of a NED line of sight: the bearing an
-    ``AUTH? track N [cue M] az A el E`` request gives the operator, so that they look at the right box."""
-    u = np.asarray(los_ned, dtype=np.float64) / float(np.linalg.norm(los_ned))
-    return math.degrees(math.atan2(u[1], u[0])), math.degrees(math.asin(max(-1.0, min(1.0, -u[2]))))
-
-
-def bearing_to_los_ned(az_deg: float, el_deg: float) -> np.ndarray:
-    """Inverse of :func:`auth_bearing_deg`: the unit NED line of sight."""
-    az, el = math.radians(az_deg), math.radians(el_deg)
-    return np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), -math.sin(el)])
 
 
 class Pipeline:
@@ -463,7 +451,7 @@ class Pipeline:
             last = self.last
             for tr in (last.tracks if last is not None else ()):
                 if tr.track_id == out.engaged_track_id:  # where to look: the track's bearing (NED, degrees)
-                    az, el = auth_bearing_deg(np.asarray(tr.los_ned, dtype=np.float64))
+                    az, el = los_to_az_el_deg(tr.los_ned)
                     text += f" az {az:.1f} el {el:.1f}"
             self._say(text)
 

@@ -69,14 +69,14 @@ def test_telemetry_read_late_does_not_move_the_scene_clock(world):
 def test_realtime_operator_refuses_a_box_on_nothing(world):
     """``AUTH? track N cue M az A el E``: the operator looks along the track's bearing (as in the lockstep world):
     the target there is authorized after the scenario's reaction delay; a bearing 40 deg off it is not."""
-    from autonomy.runtime.pipeline import auth_bearing_deg
+    from autonomy.geometry import los_to_az_el_deg
 
     world.origin = (47.0, 8.0, 400.0)
     _feed(world, 10.0, [0.0, 0.0, -150.0], [0.0, 0.0, 0.0], euler_to_quat(0.0, 0.0, 0.0), [0.0, 0.0, 0.0])
     world._t_start = world.t_world_s
     world._next_cue = 1e9                                   # no cues needed here
     to_target = world.targets[0].pos_ned_m - world.pos_ned_m
-    az, el = auth_bearing_deg(to_target)
+    az, el = los_to_az_el_deg(to_target)
     world.texts = [f"AUTH? track 5 cue 1000 az {az:.1f} el {el:.1f}", f"AUTH? track 6 cue 1001 az {az + 40:.1f} el {el:.1f}"]
     world._ground(0.0)
     t_ap = 10.0

@@ -131,14 +131,14 @@ def test_auth_request_bearing_round_trips():
     """The bearing in "AUTH? track N cue M az A el E" (degrees, NED azimuth, elevation up) and back."""
     import pytest
 
-    from autonomy.runtime.pipeline import auth_bearing_deg, bearing_to_los_ned
+    from autonomy.geometry import az_el_deg_to_los, los_to_az_el_deg
 
-    assert auth_bearing_deg(np.array([0.0, 1.0, 0.0])) == pytest.approx((90.0, 0.0))      # east, level
-    assert auth_bearing_deg(np.array([1.0, 0.0, -1.0])) == pytest.approx((0.0, 45.0))     # north, 45 deg up
+    assert los_to_az_el_deg(np.array([0.0, 1.0, 0.0])) == pytest.approx((90.0, 0.0))      # east, level
+    assert los_to_az_el_deg(np.array([1.0, 0.0, -1.0])) == pytest.approx((0.0, 45.0))     # north, 45 deg up
     rng = np.random.default_rng(3)
     for _ in range(20):
         u = rng.normal(size=3)
         u /= np.linalg.norm(u)
-        az, el = auth_bearing_deg(u * 7.0)
-        back = bearing_to_los_ned(round(az, 1), round(el, 1))   # as sent: one decimal
+        az, el = los_to_az_el_deg(u * 7.0)
+        back = az_el_deg_to_los(round(az, 1), round(el, 1))   # as sent: one decimal
         assert math.degrees(math.acos(min(1.0, float(back @ u)))) < 0.1
