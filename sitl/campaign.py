@@ -10,8 +10,8 @@ operator (authorizes the confirmed drone track after a delay, never a bird), and
 Metrics (DESIGN.md section 6): miss distance = closest approach, interpolated within each physics step;
 intercept when it is below the kill radius (1.5 m); time ratio = time of intercept / the speed-limited lower
 bound (straight flight at max speed from the launch point to the earliest reachable point of the target's
-true path); unauthorized engagements (TERMINAL on a track the operator had not authorized, or a collision
-without authorization), fence violations, no-engage violations (terminal inside a zone or an intercept in
+true path); unauthorized engagements (TERMINAL outside the operator's authorization or on any object but the
+authorized target, or a collision without authorization), fence violations, no-engage violations (terminal inside a zone or an intercept in
 one), confusers engaged (terminal on a bird track, or a collision with a bird while homing), and apart from
 those incidental bird strikes (a collision with a bird outside terminal homing, e.g. crossing a flock in
 midcourse: a hazard to report, not an engagement decision).
@@ -460,7 +460,6 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     next_cue_t = 0.0
     cue_latest: TargetCue | None = None
     op_pending: list[OperatorCommand] = []
-    op_auth: dict[int, float] = {}        # track id -> expiry (the operator's own record)
     op_asked: set[int] = set()
     op_auth_cue = (math.inf, -math.inf)  # validity window of the operator's ground-track authorization
     acc_cmd = np.zeros(3)
@@ -499,8 +498,8 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
                                         last_frame_t_s=perc.last_frame_t_s))
         state = out.state
         # --- simulated operator: authorizes the confirmed drone track after a delay, never a bird.
-        # The ground track (cue id) once the radar track has been watched for operator_delay_s; any camera
-        # track the interceptor then asks about, operator_delay_s after it asks.
+        # The ground track (cue id) once the radar track has been watched for operator_delay_s (operator "cue"),
+        # or operator_delay_s after the interceptor asks about a camera track on it (operator "camera-track").
         eid = out.engaged_track_id
         if rc.operator_authorizes_cue and cue_id not in op_asked and cue_latest is not None and sc.engageable:
             op_asked.add(cue_id)
@@ -510,16 +509,18 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
         if state is State.AWAIT_AUTHORIZATION and eid is not None and eid not in op_asked:
             op_asked.add(eid)
             obj = perc.object_of.get(eid)
-            if obj is not None and objs[obj].class_name != "bird":
+            if obj is not None and objs[obj].class_name != "bird" and not math.isfinite(op_auth_cue[0]):
+                # as the lockstep world's operator (sitl.world, "AUTH? track N cue M"): having checked camera
+                # track N, authorize the ground track M it was handed over from, which then covers the same
+                # target's later camera tracks (re-acquisitions); the accounting below counts TERMINAL on any
+                # other object as unauthorized
                 ta = t + sc.operator_delay_s
-                op_pending.append(OperatorCommand(OperatorCommandKind.AUTHORIZE, ta, eid, 60.0, signed=True))
-                op_auth[eid] = ta + 60.0
+                op_pending.append(OperatorCommand(OperatorCommandKind.AUTHORIZE, ta, cue_id, 60.0, signed=True))
+                op_auth_cue = (ta, ta + 60.0)
         # --- independent safety accounting
         if state is State.TERMINAL:
             obj = perc.object_of.get(eid)
-            by_track = eid is not None and eid in op_auth and op_auth[eid] - 60.0 <= t <= op_auth[eid]
-            by_cue = op_auth_cue[0] <= t <= op_auth_cue[1] and obj == 0
-            if not (by_track or by_cue):
+            if not (op_auth_cue[0] <= t <= op_auth_cue[1] and obj == 0):
                 unauthorized += 1
             if obj is not None and objs[obj].class_name == "bird":
                 confuser = True
@@ -575,7 +576,7 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
                     confuser = True
                 else:
                     bird_strike = True
-            if killed_obj == 0 and state is not State.TERMINAL and not op_auth and not math.isfinite(op_auth_cue[0]):
+            if killed_obj == 0 and state is not State.TERMINAL and not math.isfinite(op_auth_cue[0]):
                 unauthorized += 1
             if zone_containing(objs[killed_obj].pos_ned_m, cfg.no_engage_zones) is not None:
                 nez_viol += 1

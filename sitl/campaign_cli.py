@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pure-pursuit", action="store_true", help="skip the pure-pursuit twins of crossing runs")
     p.add_argument("--camera-tilt-deg", type=float, default=45.0, help="camera up-tilt (DESIGN default 20)")
     p.add_argument("--operator", choices=("cue", "camera-track"), default="cue",
-                   help="truth mode: the simulated operator may authorize the ground track up front (cue), or only a "
-                        "camera track the companion asks about, as the lockstep world's operator does (camera-track)")
+                   help="truth mode: the simulated operator authorizes the ground track up front (cue), or only once it "
+                        "has checked a camera track the companion asks about, and then the ground track that camera "
+                        "track was handed over from, as the lockstep world's operator does (camera-track)")
     p.add_argument("--t-max-s", type=float, default=None,
                    help="full mode: cap on simulated seconds per run (default: the scenario's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -48,9 +48,10 @@ def test_small_campaign_rates(tmp_path):
 
 
 def test_operator_model_is_a_campaign_option(tmp_path):
-    """``--operator camera-track``: the operator authorizes only a camera track the companion asks about (the lockstep
-    world's operator), not the ground track up front. Against evasive targets that authorizes late: seeds 0-9
-    measured 10/10 with the cue operator and 5/10 with the camera-track one (2026-11-26)."""
+    """``--operator camera-track``: the operator authorizes nothing up front; it checks the camera track the companion
+    asks about and then authorizes the ground track that track was handed over from (the lockstep world's operator,
+    sitl.world). Against evasive targets that authorizes late: seeds 0-9 measured 10/10 with the cue operator and
+    7/10 with the camera-track one (2026-11-26)."""
     rates = {}
     for op in ("cue", "camera-track"):
         out = tmp_path / op
