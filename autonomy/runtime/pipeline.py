@@ -31,6 +31,7 @@ from autonomy.camera.model import Camera, pixels_to_bearings_cam
 from autonomy.engagement import EngagementInput, EngagementMachine, EngagementOutput, State
 from autonomy.geometry import los_to_az_el_deg
 from autonomy.guidance.setpoint import brake_setpoint
+from autonomy.perception.template import TemplateConfig, TemplateRedetector
 from autonomy.runtime.timing import StageTimer
 from autonomy.types import Detections, OperatorCommand, Setpoint, TargetCue, TargetTrack, VehicleState
 
@@ -88,6 +89,10 @@ class PipelineConfig:
                                         # puts a "drone" and a "bird" box on one small target; both start tracks.
                                         # Off: no e2e benefit shown (quick seed 0 intercepts at 1.43 m either
                                         # way); the family e2e table of 2026-11-25 was measured with it off.
+    template_redetect: bool = True      # the engaged target, missed by the detector, is found again by correlation
+                                        # with its last detected appearance (autonomy.perception.template)
+    template_min_ncc: float = 0.7
+    template_max_frames_n: int = 15     # frames in a row on the template alone (then the track coasts as before)
 
     def __post_init__(self) -> None:
         if self.roi_min_px < 8 or self.roi_box_factor <= 0 or self.roi_max_tracks_n < 0:
@@ -98,6 +103,8 @@ class PipelineConfig:
             raise PipelineError("roi_max_box_px > 0 is required")
         if not 0.0 <= self.cross_class_nms_iou <= 1.0:
             raise PipelineError("cross_class_nms_iou in [0, 1] is required (0: off)")
+        if not (0.0 < self.template_min_ncc < 1.0 and self.template_max_frames_n >= 1):
+            raise PipelineError("template_min_ncc in (0, 1) and template_max_frames_n >= 1 are required")
 
 
 @dataclass
@@ -242,6 +249,8 @@ class Pipeline:
         self._t_status = -math.inf
         self._rtl_sent = False
         self._n_decisions = 0
+        self._template = TemplateRedetector(TemplateConfig(min_ncc=config.template_min_ncc,
+                                                           max_frames_n=config.template_max_frames_n))
 
     # ------------------------------------------------------------------ inputs from the ground
     def _ground_inputs(self, now: float) -> tuple[OperatorCommand, ...]:
@@ -303,7 +312,41 @@ class Pipeline:
             self.timer.record("cue_roi", self._wall() - w2)
         if cfg.cross_class_nms_iou > 0.0:
             dets = suppress_cross_class(dets, cfg.cross_class_nms_iou)
+        if cfg.template_redetect and self.tracker is not None:
+            w3 = self._wall()
+            dets = self._redetect_engaged(image, t_cap, q, dets)
+            self.timer.record("template", self._wall() - w3)
         return dets, rois
+
+    def _redetect_engaged(self, image: np.ndarray, t_cap: float, q: np.ndarray, dets: Detections) -> Detections:
+        """The engaged track's appearance: taken from a detector box on its predicted box (IoU >= 0.2), or, when
+        the detector missed it, found again by correlation (:class:`TemplateRedetector`) and added as a detection
+        of the track's class."""
+        eid = self.last.output.engaged_track_id if self.last is not None else None
+        tr = next((t for t in (self.tracker.last_tracks or ()) if t.track_id == eid
+                   and t.status.value in ("confirmed", "coasting")), None)
+        if tr is None:
+            self._template.reset()
+            return dets
+        pred = self.tracker.predict_box(tr.track_id, q, t_cap)
+        if pred is None:
+            return dets
+        r_cam = self.camera.r_ned_from_cam(q)
+        if len(dets):
+            ov = _iou(pred, dets.xyxy_px)
+            j = int(np.argmax(ov))
+            if ov[j] >= 0.2:
+                self._template.refresh(tr.track_id, image, dets.xyxy_px[j], r_cam)
+                return dets
+        if tr.class_name not in dets.class_names:
+            return dets
+        found = self._template.find(tr.track_id, image, pred, r_cam)
+        if found is None:
+            return dets
+        box, ncc = found
+        extra = Detections(t_cap, box[None, :], np.array([self._template.config.score * ncc]),
+                           np.array([dets.class_names.index(tr.class_name)], dtype=np.int64), dets.class_names)
+        return merge_detections(dets, extra, self.config.roi_merge_iou)
 
     def _cue_window(self, image: np.ndarray, q: np.ndarray, t_s: float):
         """Pixel centre and side of the window where the cue predicts the target (None: not in view)."""
