@@ -400,6 +400,7 @@ class RunConfig:
     engagement_overrides: tuple[tuple[str, object], ...] = ()  # EngagementConfig field overrides
     camera_tilt_up_deg: float = 45.0         # DESIGN default is 20; see campaign_camera() for why campaigns use 45
     operator_authorizes_cue: bool = True     # operator may authorize the ground track before the camera has it
+    min_detect_px: float | None = None       # truth perception's smallest apparent size found (None: the scenario's)
 
 
 def engagement_config_for(sc: Scenario, signed: bool = True) -> EngagementConfig:
@@ -449,7 +450,8 @@ def run_scenario(sc: Scenario, rc: RunConfig = RunConfig(), camera: Camera | Non
     prm = params_array(vp)
     gains = ControlGains()
     vs = state_to_array(MultirotorState())
-    perc = make_perception(rc.perception, cam, sc.perception, rng)
+    perc_params = sc.perception if rc.min_detect_px is None else replace(sc.perception, min_detect_px=rc.min_detect_px)
+    perc = make_perception(rc.perception, cam, perc_params, rng)
     objs = [Target(sc.target)] + [Target(c) for c in sc.clutter]
     dt = 1.0 / rc.physics_hz
     sub = round(rc.physics_hz / rc.camera_hz)
@@ -675,6 +677,8 @@ class CampaignConfig:
     trajectories_per_family: int = 2
     run: RunConfig = RunConfig()
     full_t_max_s: float | None = None        # full mode: cap on simulated time per run (None: the scenario's)
+    law: str | None = None                   # guidance law of every run but the pure-pursuit twins (None: the
+                                             # scenario's; truth: true_pn, full: autonomy/runtime/configs/sitl.toml)
 
 
 def plan(cc: CampaignConfig) -> list[tuple[str, int, str | None, bool]]:
@@ -692,7 +696,7 @@ def plan(cc: CampaignConfig) -> list[tuple[str, int, str | None, bool]]:
     for i in range(cc.runs):
         fam = cc.families[i % len(cc.families)]
         k = i // len(cc.families)
-        jobs.append((fam, cc.seed * 1_000_003 + k, None, k < cc.trajectories_per_family))
+        jobs.append((fam, cc.seed * 1_000_003 + k, cc.law, k < cc.trajectories_per_family))
     if cc.compare_pure_pursuit:
         jobs += [(f, s, "pure_pursuit", False) for f, s, _, _ in list(jobs) if f == COMPARISON_FAMILY]
     return jobs
@@ -797,6 +801,7 @@ def summarize(results: list[dict], cc: CampaignConfig, wall_s: float) -> dict:
                       "workers": cc.workers, "kill_radius_m": cc.run.kill_radius_m,
                       "camera_tilt_up_deg": cc.run.camera_tilt_up_deg if cc.perception == "truth" else None,
                       "operator_authorizes_cue": cc.run.operator_authorizes_cue if cc.perception == "truth" else None,
+                      "min_detect_px": cc.run.min_detect_px if cc.perception == "truth" else None, "law": cc.law,
                       "full_t_max_s": cc.full_t_max_s},
            "wall_s": round(wall_s, 1)}
     out.update(_stats(main))

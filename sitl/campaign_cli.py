@@ -3,6 +3,7 @@
     autonomy campaign --runs 1000 --seed 0 --perception truth --workers 2 --out campaign_out
     autonomy campaign --runs 40 --families shahed_crossing,fpv_weave --out /tmp/c
     autonomy campaign --runs 140 --operator camera-track --out /tmp/ct   # the lockstep world's operator model
+    autonomy campaign --runs 210 --operator camera-track --min-detect-px 8 --law augmented_pn --no-pure-pursuit
     autonomy campaign --perception full --runs 8 --workers 2 --seed 0 --out /tmp/full8
 
 Writes DIR/summary.json (overall, per family, and PN vs pure pursuit on the crossing family), DIR/runs.json
@@ -48,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="truth mode: the simulated operator authorizes the ground track up front (cue), or only once it "
                         "has checked a camera track the companion asks about, and then the ground track that camera "
                         "track was handed over from, as the lockstep world's operator does (camera-track)")
+    p.add_argument("--law", choices=("true_pn", "pure_pn", "augmented_pn"), default=None,
+                   help="guidance law of every run (default: true_pn in truth mode, sitl.toml's in full mode)")
+    p.add_argument("--min-detect-px", type=float, default=None,
+                   help="truth mode: smallest apparent target size (px) the simulated camera finds (default 4; the "
+                        "shipped detector needs more, see README)")
     p.add_argument("--t-max-s", type=float, default=None,
                    help="full mode: cap on simulated seconds per run (default: the scenario's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -61,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.t_max_s is not None and (not full or a.t_max_s <= 0):
         print("autonomy campaign: --t-max-s needs --perception full and a positive value", file=sys.stderr)
         return 2
+    if a.min_detect_px is not None and (full or not a.min_detect_px > 0):
+        print("autonomy campaign: --min-detect-px needs --perception truth and a positive value", file=sys.stderr)
+        return 2
     cc = CampaignConfig(runs=a.runs, seed=a.seed, families=fams, perception=a.perception, workers=max(1, a.workers),
                         compare_pure_pursuit=not a.no_pure_pursuit and not full,
-                        run=RunConfig(camera_tilt_up_deg=a.camera_tilt_deg,
-                                      operator_authorizes_cue=a.operator == "cue"), full_t_max_s=a.t_max_s)
+                        run=RunConfig(camera_tilt_up_deg=a.camera_tilt_deg, operator_authorizes_cue=a.operator == "cue",
+                                      min_detect_px=a.min_detect_px), full_t_max_s=a.t_max_s, law=a.law)
     t0 = time.perf_counter()
     try:
         results = run_campaign(cc, progress=None if a.quiet else sys.stderr)

@@ -64,6 +64,24 @@ def test_operator_model_is_a_campaign_option(tmp_path):
     assert rates["camera-track"] < rates["cue"], rates
 
 
+def test_detection_size_and_law_are_campaign_options(tmp_path):
+    """``--min-detect-px``: a camera that needs a bigger image of the target acquires it later and intercepts less
+    (the shipped detector needs ~8-15 px, the default truth camera 4); ``--law`` flies every run on that law."""
+    rates = {}
+    for px in ("4", "30"):
+        out = tmp_path / px
+        assert campaign_cli.main(["--runs", "8", "--seed", "0", "--families", "shahed_headon", "--operator",
+                                  "camera-track", "--min-detect-px", px, "--law", "augmented_pn", "--no-pure-pursuit",
+                                  "--workers", "2", "--out", str(out), "--quiet"]) == 0
+        s = json.loads((out / "summary.json").read_text())
+        assert s["config"]["min_detect_px"] == float(px) and s["config"]["law"] == "augmented_pn"
+        assert {r["law"] for r in json.loads((out / "runs.json").read_text())} == {"augmented_pn"}
+        _assert_safety(s)
+        rates[px] = s["intercept_rate"]
+    assert rates["30"] < rates["4"], rates
+    assert campaign_cli.main(["--perception", "full", "--min-detect-px", "8", "--out", str(tmp_path / "x")]) == 2
+
+
 def _full(tmp_path, runs: int, workers: int, *extra: str) -> tuple[dict, list[dict]]:
     rc = campaign_cli.main(["--perception", "full", "--runs", str(runs), "--families", "quick", "--seed", "0",
                             "--workers", str(workers), "--out", str(tmp_path), "--quiet", *extra])
