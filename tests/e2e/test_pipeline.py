@@ -77,27 +77,27 @@ FAMILY_SEEDS = (0, 1)
 # "exact boxes" = the same seed with the renderer's boxes (older tree).
 # The lockstep world runs on past the kill-radius entry to the closest approach (as the truth campaign does;
 # tests/integration/test_world_miss_distance.py), so an intercept's miss is the true miss.
-# Operator model: the lockstep world's operator authorizes only a camera track it is asked about ("AUTH? track N"),
-# the truth campaign's also authorizes the ground track up front (RunConfig.operator_authorizes_cue). With the
-# world's model the truth campaign misses evasive-0/1 and bird_clutter-0/1 too (sitl.toml engagement settings,
-# seeds 0-19 before shadow_below: evasive 11/20, bird_clutter 13/20 vs 19/20 and 20/20 with cue authorization).
-_GUIDANCE = "guidance: misses with the renderer's exact boxes too"
+# Operator model: the lockstep world's operator authorizes the ground track a camera track came from once it has
+# checked that camera track; the truth campaign's does the same with --operator camera-track (9639b3a) and
+# authorizes the ground track up front by default (RunConfig.operator_authorizes_cue).
+# 2026-11-26, 65f2354 + law = "augmented_pn" in sitl.toml (template re-detection on, 4b4dab2): 11 of 14 plus quick-0,
+# every family at least once: crossing 0.53 / 1.35 m, head-on 0.43 / 0.09, loiter 0.06 / 0.07, FPV weave 0.91 / 1.32,
+# evasive-1 1.01, degraded-1 0.86, bird_clutter-0 0.21 m. With true_pn on the same tree: 10 of 14 (evasive 0/2,
+# fpv_weave-0 missing, degraded 2/2).
 KNOWN_MISSES: dict[tuple[str, int], str] = {
-    ("evasive", 0): "miss 5.83 m, ends in reattack. The 1.5 m target is confirmed only at ~100 m (in view but not "
-                    "detected at 385-815 m; first confirmed as 'helicopter', a confuser, for 1.3 s); it then evades at "
-                    "42 m/s and 1.5 g: a tail chase at ~15 m/s closing. The cue range is 2x off in terminal (cue "
-                    "velocity extrapolated while it turns: 10-20 m/s error); a coasting target was deleted as a "
-                    "'duplicate' of a clutter track 6.5 deg away (tests/unit/test_tracking.py xfail)",
-    ("evasive", 1): f"miss 1.87 m, ends in reattack; {_GUIDANCE}; with shadow_below 30 deg: a tail chase closing at "
-                    "~7 m/s with the target at the image's bottom edge for the last 2 s, 2.70 m",
-    ("fpv_weave", 0): "miss 23.89 m, ends in acquire. Its intercept (0.05 m) came after the operator had authorized "
-                      "a false track 5.4 deg off the target at 790 m, where the 0.4 m quad is not even a pixel; the "
-                      "operator now refuses boxes on nothing, and later re-acquisitions in terminal took 'drone' "
-                      "tracks 12-45 deg off it (the cue gate is ~50 deg wide at 35 m; capping it at 15 deg made "
-                      "fpv_weave-1 miss too)",
-    ("bird_clutter", 1): "miss 9.40 m, ends in acquire. With shadow_below 30 deg (2.13 m): after losing the target, "
-                         "re-acquisition at 25-50 m engaged 'drone' tracks 26-63 deg off it (ground clutter; once a "
-                         "bird): the cue gate, 6 deg + 3 x 10 m / range, is ~55 deg wide at 35 m",
+    ("evasive", 0): "miss 9.35 m, ends in reattack. The 1.5 m target is confirmed only at ~100 m (in view but not "
+                    "detected at 365-880 m; below the image from 365 to 85 m while braking to the stand-off); it then "
+                    "evades at 42 m/s and 1.5 g: a tail chase at 10-16 m/s closing, PN saturated at 30 m/s^2 in the "
+                    "last 15 m. The cue range is 2x off in terminal (cue velocity extrapolated while it turns)",
+    ("degraded", 0): "miss 4.32 m, ends in reattack (intercepted with true_pn). A 50 s tail chase closing at ~10 m/s "
+                     "with the target at the image's top edge (FOV keeping caps the forward acceleration); the "
+                     "machine's range estimate declared the pass at 24 m true range and the re-attack lost the "
+                     "80-200 px target in the last 12 m",
+    ("bird_clutter", 1): "miss 9.40 m, ends in acquire. The 0.6 m target, level with us, is out of the image for the "
+                         "whole approach (R 885 -> 28 m): fast, the nose is 40-60 deg down; braking to the stand-off "
+                         "(not yet authorized), 7-30 deg up, so the 45 deg up-tilted camera looks above it. After a "
+                         "loss, re-acquisition at 25-50 m took 'drone' tracks 26-63 deg off it (the cue gate, 6 deg + "
+                         "3 x 10 m / range, is ~55 deg wide at 35 m)",
 }
 SLOW = [(f, s) for f in ("shahed_crossing", "shahed_headon", "recon_loiter", "fpv_weave", "evasive", "degraded",
                          "bird_clutter") for s in FAMILY_SEEDS]
