@@ -135,7 +135,7 @@ class TemplateRedetector:
         hh, ww = image.shape[:2]
         if x0 < 0 or y0 < 0 or x1 > ww or y1 > hh:   # cut by the frame edge: the patch would not be the target's
             return False
-        patch = _gray(image)[y0:y1, x0:x1]
+        patch = _gray(image[y0:y1, x0:x1])
         if appearance_contrast(patch, round(mx), round(my)) < cfg.min_contrast:   # the box holds no distinct object
             return False
         self.track_id, self._patch, self._box_wh = track_id, patch.copy(), (w, h)
@@ -174,7 +174,7 @@ class TemplateRedetector:
         sx1, sy1 = int(min(cx + half, ww)), int(min(cy + half, hh))
         if sx1 - sx0 < 8 or sy1 - sy0 < 8:
             return None
-        search = _gray(image)[sy0:sy1, sx0:sx1]
+        search = _gray(image[sy0:sy1, sx0:sx1])
         if down > 1.0:
             size_wh = (max(round((sx1 - sx0) / down), 1), max(round((sy1 - sy0) / down), 1))
             search = cv2.resize(search, size_wh, interpolation=cv2.INTER_AREA)
