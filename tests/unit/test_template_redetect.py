@@ -90,6 +90,9 @@ def test_refuses_boxes_it_cannot_take_a_template_from():
     assert not det.refresh(1, img0, np.array([10.0, 10.0, 15.0, 14.0]), r0)      # too small to correlate
     assert not det.refresh(1, img0, np.array([-5.0, 100.0, 40.0, 140.0]), r0)    # cut by the frame edge
     assert not det.refresh(1, img0, np.array([np.nan, 0.0, 30.0, 30.0]), r0)
+    assert not det.refresh(1, img0, box0 + np.array([200.0, 0.0, 200.0, 0.0]), r0)  # plain sky: nothing stands out
+    assert det.refresh(1, img0, box0, r0)
+    det.reset()
     assert not det.has_template
     with pytest.raises(ValueError):
         TemplateConfig(min_ncc=1.5)
