@@ -54,7 +54,7 @@ class TemplateConfig:
     def __post_init__(self) -> None:
         if not (0.0 < self.min_ncc < 1.0 and self.max_frames_n >= 1 and self.margin_frac >= 0.0
                 and self.min_side_px >= 4.0 and self.search_factor > 0.0 and self.work_side_px >= 8.0
-                and 0.0 < self.score <= 1.0):
+                and 0.0 < self.score <= 1.0 and self.min_psr >= 0.0 and self.min_contrast >= 0.0):
             raise ValueError(f"invalid template re-detection settings: {self}")
 
 

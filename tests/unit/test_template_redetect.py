@@ -94,5 +94,6 @@ def test_refuses_boxes_it_cannot_take_a_template_from():
     assert det.refresh(1, img0, box0, r0)
     det.reset()
     assert not det.has_template
-    with pytest.raises(ValueError):
-        TemplateConfig(min_ncc=1.5)
+    for bad in ({"min_ncc": 1.5}, {"min_psr": -1.0}, {"min_contrast": -0.5}):
+        with pytest.raises(ValueError):
+            TemplateConfig(**bad)
