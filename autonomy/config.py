@@ -6,7 +6,7 @@ the keys are exactly that room's field names; unknown keys are an error)::
     [link]          url, baud, source_system, source_component, signing_key_path, connect_timeout_s,
                     command_timeout_s, link_lost_s, [link.streamer] rate_hz / max_age_s / hand_back_after_s
     [camera]        source (V4L2 index or device, file, rtsp/udp/http URL, or a GStreamer pipeline string with "!"), latency_s,
-                    first_frame_timeout_s, calibration (a camera TOML file) or inline width_px, height_px,
+                    frame_stamp, first_frame_timeout_s, calibration (a camera TOML file) or inline width_px, height_px,
                     hfov_deg | fx_px.., dist_coeffs, fps, [camera.mount] tilt_up_deg, pan_right_deg
     [detector]      autonomy.perception.config.DetectorConfig (model_path, provider, intra_op_threads_n, ...);
                     enabled = false runs without perception (the engagement then flies on the cue only)
@@ -53,12 +53,19 @@ class LinkSettings:
     tlog_path: str | None = None       # record the link here (set per flight by `autonomy fly` under record_dir)
 
 
+FRAME_STAMPS = ("none", "autopilot_time")
+
+
 @dataclass(frozen=True)
 class CameraSettings:
     source: str
     camera: Camera
     latency_s: float = 0.0
     first_frame_timeout_s: float = 5.0
+    # "none": the capture time is the grab time minus latency_s; "autopilot_time": each frame carries its
+    # exposure instant on the autopilot's clock in its first rows (autonomy.camera.stamp: the simulator's
+    # real-time camera), mapped to ours by the link's clock; frames without it fall back to "none"
+    frame_stamp: str = "none"
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,9 @@ def config_from_dict(doc: dict, path: str | Path = "<config>") -> CompanionConfi
         raise ConfigError(f"{src}: [camera] source is required (device index, /dev/videoN, file, URL, gst:...)")
     latency = float(cd.pop("latency_s", 0.0))
     first_to = float(cd.pop("first_frame_timeout_s", 5.0))
+    stamp = cd.pop("frame_stamp", "none")
+    if stamp not in FRAME_STAMPS:
+        raise ConfigError(f"{src}: [camera] frame_stamp must be one of {', '.join(FRAME_STAMPS)}, got {stamp!r}")
     calib = cd.pop("calibration", None)
     try:
         if calib:
@@ -162,7 +172,7 @@ def config_from_dict(doc: dict, path: str | Path = "<config>") -> CompanionConfi
         raise ConfigError(f"{src}: [camera] {exc}") from exc
     if not (math.isfinite(latency) and 0.0 <= latency < 1.0):
         raise ConfigError(f"{src}: [camera] latency_s must be in [0, 1) s, got {latency}")
-    camera = CameraSettings(str(source), cam, latency, first_to)
+    camera = CameraSettings(str(source), cam, latency, first_to, stamp)
     # --- detector
     det = None
     dd = dict(doc.get("detector", {}))

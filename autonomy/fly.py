@@ -80,7 +80,7 @@ def check_camera(cfg, clock):
 
     cs = cfg.camera
     try:
-        src = LiveCaptureSource(cs.source, clock, latency_s=cs.latency_s)
+        src = LiveCaptureSource(cs.source, clock, latency_s=cs.latency_s, stamped=cs.frame_stamp == "autopilot_time")
     except CameraError as exc:
         raise SelfCheckError(f"camera: {exc}") from exc
     except Exception as exc:
@@ -173,6 +173,7 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     engaged = False
     camera_lost_said = False
     last_state = None
+    grab_minus_stamp_s: list[float] = []   # how wrong "grab time - latency_s" was, for frames that carry a stamp
     if cfg.service.auto_arm:
         # simulation / test ranges: OFFBOARD + armed on the ground before the cue; a zero-velocity hold is
         # streamed until the engagement commands something (never on a real vehicle: auto_arm = false)
@@ -189,9 +190,13 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
                 break
             fr = source.read(timeout_s=period) if source is not None else None
             if fr is not None:
-                res = pipe.process_frame(fr.image, fr.t_capture_s)
+                t_cap = fr.t_capture_s
+                if fr.t_capture_autopilot_s is not None:
+                    t_cap = bridge.autopilot_time_to_ours(fr.t_capture_autopilot_s)
+                    grab_minus_stamp_s.append(fr.t_capture_s - t_cap)
+                res = pipe.process_frame(fr.image, t_cap)
                 if cam_rec is not None:
-                    cam_rec.write(fr.image, fr.t_capture_s)
+                    cam_rec.write(fr.image, t_cap)
             else:
                 if source is not None and source.error and not camera_lost_said:
                     camera_lost_said = True
@@ -220,8 +225,14 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
            "dropped_frames": getattr(source, "dropped_frames", 0),
            "latency_p50_ms": None if lat is None else round(lat.p50_ms, 2),
            "latency_p99_ms": None if lat is None else round(lat.p99_ms, 2),
+           "stamped_frames": len(grab_minus_stamp_s),
+           "unstamped_frames": getattr(source, "unstamped_frames", 0),
            "decisions": [[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
                          for d in machine.decisions if d.from_state is not d.to_state]}
+    if grab_minus_stamp_s:
+        # what the capture time would have been off by without the stamp (grab time - latency_s - stamp)
+        p = np.percentile(np.asarray(grab_minus_stamp_s) * 1e3, [1, 50, 99])
+        out["grab_minus_stamp_ms_p1_p50_p99"] = [round(float(x), 2) for x in p]
     return out
 
 

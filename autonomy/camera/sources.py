@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from autonomy.camera.model import CameraError
+from autonomy.camera.stamp import read_frame_stamp
 from autonomy.clock import Clock
 
 
@@ -26,6 +27,9 @@ class Frame:
     image: np.ndarray      # HxWx3 uint8 BGR, or HxW uint8 for 1-channel (IR) cameras
     t_capture_s: float     # capture time on the stack's clock
     index: int             # 0-based frame counter of the source
+    # the exposure instant on the autopilot's boot clock, when the frame carries it (autonomy.camera.stamp);
+    # the flight loop maps it to the stack's clock through the link's clock mapping
+    t_capture_autopilot_s: float | None = None
 
 
 class FrameSource(Protocol):
@@ -105,13 +109,18 @@ class LiveCaptureSource:
     """A live OpenCV capture with a grabber thread: only the newest frame is kept (newest frame wins).
 
     ``t_capture_s`` is the clock time when the grab returned, minus ``latency_s`` (the sensor-to-driver delay
-    measured for the camera, from config).
+    measured for the camera, from config). With ``stamped`` the frames carry their exposure instant on the
+    autopilot's clock in their first rows (:mod:`autonomy.camera.stamp`, the simulator's real-time camera): it is
+    read into ``Frame.t_capture_autopilot_s`` and the band painted over; a frame without a stamp keeps None there
+    and is counted in ``unstamped_frames``.
     """
 
-    def __init__(self, spec: str | int, clock: Clock, latency_s: float = 0.0) -> None:
+    def __init__(self, spec: str | int, clock: Clock, latency_s: float = 0.0, stamped: bool = False) -> None:
         self._cap = _open_capture(parse_source_spec(spec))
         self._clock = clock
         self._latency_s = latency_s
+        self._stamped = stamped
+        self.unstamped_frames = 0
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._returned_index = -1
@@ -131,10 +140,13 @@ class LiveCaptureSource:
                     self.error = "camera stopped delivering frames"
                     self._cond.notify_all()
                 return
+            t_ap = read_frame_stamp(img) if self._stamped else None
             with self._cond:
+                if self._stamped and t_ap is None:
+                    self.unstamped_frames += 1
                 if self._latest is not None and self._latest.index > self._returned_index:
                     self.dropped_frames += 1
-                self._latest = Frame(img, t, self._count)
+                self._latest = Frame(img, t, self._count, t_ap)
                 self._count += 1
                 self._cond.notify_all()
 

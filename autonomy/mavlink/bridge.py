@@ -467,6 +467,12 @@ class Bridge:
         with self._lock:
             return self.cache.state_at(t_s)
 
+    def autopilot_time_to_ours(self, t_autopilot_s: float) -> float:
+        """An instant on the autopilot's boot clock (s) on our clock (s), by the mapping that stamps its telemetry
+        (TIMESYNC fit, arrival envelope before it); e.g. a camera frame's embedded exposure time."""
+        with self._lock:
+            return float(self.mapper.to_ours(t_autopilot_s))
+
     @property
     def mode(self) -> str:
         return self.cache.mode
