@@ -52,7 +52,8 @@ class RunOptions:
     tail_s: float = 2.0                  # keep simulating this long after a final state / intercept
     camera_off_at_s: float | None = None  # the camera stops delivering frames at this time (failure test)
     camera_latency_s: float = 0.0         # a frame reaches the pipeline this long after its capture (the real-time
-                                          # camera's render + encode + transport); the newest delivered frame wins
+                                          # camera's render + encode + transport); the newest delivered frame wins;
+                                          # > 0 renders from the start (as render_midcourse)
     scene_seed: int | None = None
     threads_n: int = 1
 
@@ -178,7 +179,9 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             state = machine.state
             cam_ok = opts.camera_off_at_s is None or world.t_s < opts.camera_off_at_s
             frame = None
-            if cam_ok and (opts.render_midcourse or state in CAMERA_STATES):
+            # a camera with a transport delay streams from the start, as a real one does: rendered only from
+            # ACQUIRE on, its first frame would still be in transit when the pipeline's watchdog first looks
+            if cam_ok and (opts.render_midcourse or opts.camera_latency_s > 0.0 or state in CAMERA_STATES):
                 # without a detector nothing looks at the pixels: a token frame carries the capture time
                 frame = world.capture() if detector is not None else (np.zeros((2, 2, 3), np.uint8), world.t_s, None)
             if opts.camera_latency_s > 0.0:

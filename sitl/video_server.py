@@ -14,7 +14,12 @@ the operator's MAV_CMD_USER_1 authorization after reading the companion's ``AUTH
 STATUSTEXT and looking along that bearing: a box on nothing or on a bird is refused, as in sitl.World).
 It flies the scenario's targets on the autopilot's clock (``time_boot_ms``), renders the camera from the
 vehicle's pose and serves it as ``http://127.0.0.1:PORT/camera.mjpg`` (multipart JPEG), which OpenCV's FFmpeg
-backend, and so the companion's ordinary camera source, opens. It prints ``READY ...`` once listening and
+backend, and so the companion's ordinary camera source, opens. Each frame is exposed at an attitude sample's
+instant and carries that instant in its first rows (``autonomy.camera.stamp``; ``[camera] frame_stamp``): under
+load the render + JPEG + HTTP delay varies by tens of ms, and a capture time guessed from the grab time was wrong
+by that much (quick seeds 0-7: 4 of 8 intercepts, none on the first pass, before; 5 of 8, four on the first pass,
+with the stamp, 2026-11-26). The router runs on its own thread, so that telemetry and setpoints do not wait out
+a render. It prints ``READY ...`` once listening and
 ``RESULT {json}`` (intercept, miss distance) at the end; ``--result FILE`` writes the JSON too.
 """
 
@@ -33,6 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from autonomy.camera.stamp import write_frame_stamp
 from autonomy.geometry import az_el_deg_to_los, ned_to_geodetic, quat_integrate
 from autonomy.mavlink.wire import dialect
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
@@ -167,8 +173,26 @@ class RealtimeWorld:
         self.texts: list[str] = []
         self._stop = False
         self.frames = 0
+        # the MAVLink router runs on its own thread (run()): routed through the render loop, telemetry and
+        # setpoints waited out each 20-40 ms render; the lock guards the world's state between the two
+        self._lock = threading.RLock()
+        self._t_att_rendered: float | None = None
+        self._t_att_wall_s = -math.inf          # when the newest attitude sample was read (wall clock)
 
     # -------------------------------------------------------------- MAVLink routing
+    def _route(self) -> None:
+        """The router thread: forward both ways as datagrams arrive, and take in the telemetry."""
+        import select
+
+        while not self._stop:
+            try:
+                ready, _, _ = select.select([self.s_ap, self.s_comp], [], [], 0.01)
+            except (OSError, ValueError):   # sockets closed on the way out
+                return
+            if ready:
+                with self._lock:
+                    self._pump()
+
     def _send_comp(self, msg) -> None:
         self.s_comp.sendto(msg.pack(self.gcs), self.comp_addr)
 
@@ -205,7 +229,8 @@ class RealtimeWorld:
             self.q = np.array([m.q1, m.q2, m.q3, m.q4])
             self.rate = np.array([m.rollspeed, m.pitchspeed, m.yawspeed])
             self.t_att_s = m.time_boot_ms * 1e-3
-            self._wall_minus_ap.append(time.monotonic() - self.t_att_s)
+            self._t_att_wall_s = time.monotonic()
+            self._wall_minus_ap.append(self._t_att_wall_s - self.t_att_s)
         elif t in ("GPS_GLOBAL_ORIGIN", "HOME_POSITION") and self.origin is None:
             self.origin = (m.latitude * 1e-7, m.longitude * 1e-7, m.altitude * 1e-3)
         elif t == "HEARTBEAT" and m.get_srcComponent() == 1:
@@ -295,18 +320,25 @@ class RealtimeWorld:
 
     # -------------------------------------------------------------- camera
     def _scene_now(self) -> tuple[np.ndarray, np.ndarray, list, float]:
-        """The camera's snapshot: vehicle, attitude and targets all at one instant, now on the autopilot clock.
+        """The camera's snapshot: vehicle, attitude and targets all at one instant on the autopilot clock.
 
         Telemetry arrives at 30-50 Hz and a render takes 20-40 ms on a small CPU, so the newest position, attitude
         and target states are each 0-50 ms old and of different ages; drawn as they are, the target sat up to a
-        metre behind where it was relative to the vehicle, an error no real camera makes. Each is extrapolated
-        (position by velocity, attitude by body rate, targets by velocity) to now, at most 0.1 s. "Now" on the
-        autopilot clock is the wall clock minus the lowest recent (wall - autopilot) time of telemetry arrivals:
-        the time a message is read is late by whatever this loop was doing when it came."""
+        metre behind where it was relative to the vehicle, an error no real camera makes. The instant is the newest
+        attitude sample's (the frame is then exposed with exactly the attitude the companion will look up for it;
+        extrapolating the attitude by its body rate instead was wrong by up to a degree at terminal homing's
+        angular accelerations, and the render loop waits for a fresh sample, see :meth:`run`); position (by
+        velocity) and targets are brought to it, at most 0.1 s. Before any attitude: now on the autopilot clock,
+        the wall clock minus the lowest recent (wall - autopilot) time of telemetry arrivals (the time a message
+        is read is late by whatever the reader was doing when it came)."""
         from sitl.render import RenderTarget
 
         if self.pos_ned_m is None or self.t_ap_s is None:  # no telemetry yet: a camera on the ground, level
             pos, q, t_s, dt_tg = np.array([0.0, 0.0, -0.3]), self.q, self.t_world_s or 0.0, 0.0
+        elif self.t_att_s is not None:
+            t_s, q = self.t_att_s, self.q
+            pos = self.pos_ned_m + self.vel_ned_mps * float(np.clip(t_s - self.t_ap_s, -0.1, 0.1))
+            dt_tg = float(np.clip(t_s - (self.t_world_s or t_s), -0.1, 0.1)) if self._t_start is not None else 0.0
         else:
             t_s = min(max(time.monotonic() - min(self._wall_minus_ap), self.t_ap_s), self.t_ap_s + 0.1)
             pos = self.pos_ned_m + self.vel_ned_mps * (t_s - self.t_ap_s)
@@ -321,8 +353,14 @@ class RealtimeWorld:
     def _render(self) -> None:
         import cv2
 
-        pos, q, tg, t_s = self._scene_now()
-        fr = self.renderer.render(pos, q, tg, self.rng, t_s, rate_body_radps=self.rate)
+        with self._lock:
+            pos, q, tg, t_s = self._scene_now()
+            rate = self.rate.copy()
+            self._t_att_rendered = self.t_att_s
+        fr = self.renderer.render(pos, q, tg, self.rng, t_s, rate_body_radps=rate)
+        # the exposure instant on the autopilot clock, in the frame's first rows (the companion reads it with
+        # [camera] frame_stamp = "autopilot_time"): the render + JPEG + HTTP delay varies with the CPU's load
+        write_frame_stamp(fr.image, max(t_s, 0.0))
         ok, buf = cv2.imencode(".jpg", fr.image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         if ok:
             self.stream.publish(buf.tobytes())
@@ -337,25 +375,33 @@ class RealtimeWorld:
         print(f"READY video http://{HOST}:{self.http_port}/camera.mjpg mavlink {HOST}:{self.s_ap.getsockname()[1]}"
               f" -> {self.comp_addr[0]}:{self.comp_addr[1]}", flush=True)
         period = 1.0 / self.cam.fps
+        router = threading.Thread(target=self._route, name="mavlink-router", daemon=True)
+        router.start()
         w0 = time.monotonic()
         next_frame = w0
         t_done = None
         try:
             while not self._stop and time.monotonic() - w0 < max_wall_s:
-                self._pump()
                 now = time.monotonic()
-                self._ground(now)
-                if now >= next_frame:
+                with self._lock:
+                    self._ground(now)
+                    fresh = self.t_att_s != self._t_att_rendered and now - self._t_att_wall_s < 0.004
+                # a frame is due: exposed at the next attitude sample as it comes in (50 Hz: the exposure is
+                # then at most a few ms old when the render starts), or without one 40 ms late
+                if now >= next_frame and (fresh or now >= next_frame + 0.04):
                     self._render()
-                    next_frame = max(next_frame + period, time.monotonic())
-                if self._t_start is not None and self.t_world_s is not None:
-                    t = self.t_world_s - self._t_start
-                    if (self.killed or t > self.sc.t_max_s) and t_done is None:
-                        t_done = now
+                    next_frame = max(next_frame + period, now)
+                with self._lock:
+                    if self._t_start is not None and self.t_world_s is not None:
+                        t = self.t_world_s - self._t_start
+                        if (self.killed or t > self.sc.t_max_s) and t_done is None:
+                            t_done = now
                 if t_done is not None and now - t_done > 1.0:
                     break
                 time.sleep(0.002)
         finally:
+            self._stop = True
+            router.join(timeout=1.0)
             self.stream.stopped = True
             with self.stream.cond:
                 self.stream.cond.notify_all()

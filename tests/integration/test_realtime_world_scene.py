@@ -1,7 +1,8 @@
-"""The real-time world's camera draws one instant: vehicle position, attitude and targets all extrapolated to
-"now" on the autopilot clock. Before, the vehicle was extrapolated to now while the targets stayed at the last
-telemetry time and the attitude at its last message (each 0-50 ms old, of different ages): relative to the
-vehicle a 25 m/s target sat up to a metre behind, and the real-time runs missed where lockstep hit.
+"""The real-time world's camera draws one instant: vehicle position, attitude and targets all at the newest
+attitude sample's time on the autopilot clock, and writes that instant into the frame. Before, the vehicle was
+extrapolated to now while the targets stayed at the last telemetry time and the attitude at its last message
+(each 0-50 ms old, of different ages): relative to the vehicle a 25 m/s target sat up to a metre behind, and the
+real-time runs missed where lockstep hit.
 Real sitl.video_server.RealtimeWorld fed decoded MAVLink telemetry (its sockets on 127.0.0.1)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from autonomy.geometry import euler_to_quat, quat_to_euler
+from autonomy.geometry import euler_to_quat
 from autonomy.mavlink.wire import dialect
 from sitl.scenarios import make_scenario
 from tests.conftest import free_udp_port
@@ -35,33 +36,56 @@ def world():
 
 
 def test_scene_is_one_instant_on_the_autopilot_clock(world):
+    """The frame is exposed at the newest attitude sample's instant, with exactly that attitude (the one the
+    companion looks up for the frame's stamp); a newer position and the targets are brought back to it."""
     vel = np.array([30.0, 0.0, 0.0])
     q0 = euler_to_quat(0.0, -0.3, 0.0)
-    pitch_rate = 2.0                                  # rad/s, terminal homing
-    wall0 = time.monotonic()
-    t_ap0 = 100.0                                     # autopilot boot time of the first message, sent now
-    _feed(world, t_ap0, [0.0, 0.0, -100.0], vel, q0, [0.0, pitch_rate, 0.0])
+    t_ap0 = 100.0
+    _feed(world, t_ap0, [0.0, 0.0, -100.0], vel, q0, [0.0, 2.0, 0.0])   # pitching at 2 rad/s (terminal homing)
     world._t_start = world.t_world_s
     tgt = world.targets[0]
     tgt.vel_ned_mps = np.array([0.0, 25.0, 0.0])
     tgt_pos0 = tgt.pos_ned_m.copy()
+    # a position 20 ms newer than the attitude (the streams come at different rates)
+    world._on_ap(dialect.MAVLink_local_position_ned_message(round((t_ap0 + 0.02) * 1000), 0.6, 0.0, -100.0, *vel))
     time.sleep(0.03)
     pos, q, targets, t_s = world._scene_now()
-    dt = t_s - t_ap0
-    assert 0.025 <= dt <= time.monotonic() - wall0 + 1e-3   # now, on the autopilot clock
-    np.testing.assert_allclose(pos, [30.0 * dt, 0.0, -100.0], atol=1e-9)
-    assert quat_to_euler(q)[1] == pytest.approx(-0.3 + pitch_rate * dt, abs=1e-6)
-    np.testing.assert_allclose(targets[0].pos_ned_m, tgt_pos0 + tgt.vel_ned_mps * dt, atol=1e-9)
+    assert t_s == t_ap0
+    np.testing.assert_allclose(q, q0, atol=1e-12)                 # not extrapolated by the body rate
+    np.testing.assert_allclose(pos, [0.0, 0.0, -100.0], atol=1e-9)
+    tg_now = tgt.pos_ned_m                                        # the world stepped its targets to t_ap0 + 0.02
+    np.testing.assert_allclose(targets[0].pos_ned_m, tg_now - tgt.vel_ned_mps * 0.02, atol=1e-9)
+    assert np.linalg.norm(tg_now - tgt_pos0) > 0.4
+
+
+def test_rendered_frame_carries_its_instant(world):
+    """The JPEG the companion reads holds the scene instant (autonomy.camera.stamp), so that a render that
+    takes 20-40 ms, a JPEG encode and an HTTP hop under load do not decide which attitude the frame is paired with."""
+    import cv2
+
+    from autonomy.camera.stamp import read_frame_stamp
+
+    _feed(world, 123.456, [0.0, 0.0, -100.0], [0.0, 0.0, 0.0], euler_to_quat(0.0, 0.1, 0.0), [0.0, 0.0, 0.0])
+    world._render()
+    img = cv2.imdecode(np.frombuffer(world.stream.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert read_frame_stamp(img) == pytest.approx(123.456, abs=1e-6)
+    _feed(world, 123.476, [0.0, 0.0, -100.0], [0.0, 0.0, 0.0], euler_to_quat(0.0, 0.1, 0.0), [0.0, 0.0, 0.0])
+    world._render()
+    img = cv2.imdecode(np.frombuffer(world.stream.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert read_frame_stamp(img) == pytest.approx(123.476, abs=1e-6)
 
 
 def test_telemetry_read_late_does_not_move_the_scene_clock(world):
-    """This loop renders for 20-40 ms at a time; a message read late must not make "now" earlier."""
-    q0 = euler_to_quat(0.0, 0.0, 0.0)
+    """Before any attitude, the instant is now on the autopilot clock: a message read late must not make "now"
+    earlier (the reader may have been busy for 20-40 ms)."""
+    def pos(t_boot_s):
+        world._on_ap(dialect.MAVLink_local_position_ned_message(round(t_boot_s * 1000), 0.0, 0.0, -100.0, 0, 0, 0))
+
     t_ap0 = 50.0
-    _feed(world, t_ap0, [0.0, 0.0, -100.0], [0.0, 0.0, 0.0], q0, [0.0, 0.0, 0.0])   # read as it was sent
+    pos(t_ap0)                                                  # read as it was sent
     wall0 = time.monotonic()
     time.sleep(0.04)
-    _feed(world, t_ap0 + 0.01, [0.0, 0.0, -100.0], [0.0, 0.0, 0.0], q0, [0.0, 0.0, 0.0])  # sent 30 ms ago
+    pos(t_ap0 + 0.01)                                           # sent 30 ms ago
     _, _, _, t_s = world._scene_now()
     assert t_s - t_ap0 == pytest.approx(time.monotonic() - wall0, abs=0.006)
 
