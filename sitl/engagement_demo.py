@@ -54,6 +54,8 @@ class RunOptions:
     camera_latency_s: float = 0.0         # a frame reaches the pipeline this long after its capture (the real-time
                                           # camera's render + encode + transport); the newest delivered frame wins;
                                           # > 0 renders from the start (as render_midcourse)
+    capture_time_error_s: float = 0.0     # the pipeline is told each frame's capture time off by U(-e, e) (seeded by
+                                          # the scenario): how much a camera without a hardware timestamp costs
     scene_seed: int | None = None
     threads_n: int = 1
 
@@ -172,6 +174,7 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
             video = _VideoWriter(out_dir, cam.intrinsics.width_px, cam.intrinsics.height_px, cam.fps)
         next_print = 0.0
         in_transit: list = []
+        err_rng = np.random.default_rng([sc.seed, 29])
         while world.t_s < t_max:
             world.advance_to(world.t_s + dt_frame)
             if world.killed is not None and t_final is None:
@@ -194,6 +197,8 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
                 img, t_cap, rf = frame
                 if isinstance(detector, LabelDetector) and rf is not None:
                     detector.labels = list(rf.labels)
+                if opts.capture_time_error_s > 0.0:
+                    t_cap = t_cap + float(err_rng.uniform(-opts.capture_time_error_s, opts.capture_time_error_s))
                 res = pipe.process_frame(img, t_cap)
                 if video is not None and rf is not None and pipe.frames_processed % opts.video_every_n == 0:
                     video.write(annotate(img, res, world, cam))
@@ -485,11 +490,19 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="ONNX model (default: models/detector.onnx)")
     p.add_argument("--no-video", action="store_true", help="skip the annotated video")
     p.add_argument("--threads", type=int, default=1, help="detector threads")
+    p.add_argument("--camera-latency-ms", type=float, default=0.0,
+                   help="frames reach the pipeline this late (render + encode + transport of a real camera)")
+    p.add_argument("--capture-time-error-ms", type=float, default=0.0,
+                   help="tell the pipeline each frame's capture time off by up to this much (uniform, seeded): a "
+                        "camera without a hardware timestamp")
     return p
 
 
 def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if not (args.camera_latency_ms >= 0.0 and args.capture_time_error_ms >= 0.0):
+        parser.error("--camera-latency-ms and --capture-time-error-ms must be >= 0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.scenario == "quick":
@@ -500,7 +513,8 @@ def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
         sc = make_scenario(args.scenario, args.seed)
     opts = RunOptions(perception=args.perception, model_path=args.model, video=not args.no_video,
                       config_path=args.config, t_max_s=args.t_max_s,
-                      threads_n=args.threads)
+                      threads_n=args.threads, camera_latency_s=args.camera_latency_ms * 1e-3,
+                      capture_time_error_s=args.capture_time_error_ms * 1e-3)
     print(f"{prog}: {sc.family} seed {sc.seed}, target {sc.target.kind} {sc.target_speed_mps:.0f} m/s at "
           f"{np.linalg.norm(sc.target.pos0_ned_m[:2]):.0f} m, perception {opts.perception}; report in {out}/",
           flush=True)

@@ -58,6 +58,12 @@ def test_camera_latency_delays_frames_in_lockstep():
     assert 65.0 <= late.latency["p50_ms"] <= 65.0 + 1000.0 / 30.0 + 10.0, late.latency
     assert late.frames >= now.frames - 3     # every frame still arrives, only later
     assert "pipeline_stall" not in [d[3] for d in late.decisions]
+    # a capture time told wrong by up to 20 ms (a camera without a hardware timestamp): the same frames, and the
+    # latency the pipeline computes from the told time spreads up to the error
+    off = run_engagement(sc, RunOptions(perception="none", render_midcourse=True, t_max_s=3.0,
+                                        capture_time_error_s=0.02))
+    assert off.frames == now.frames
+    assert 10.0 < off.latency["p99_ms"] <= 20.0 + now.latency["p99_ms"], off.latency
 
 
 FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flight, the demo's scenario
