@@ -4,9 +4,11 @@ Pairing a frame with the vehicle's attitude at capture needs the capture instant
 homing the body turns at 100-300 deg/s, so a 15 ms error in the capture time puts the line of sight 1.5-4.5 deg off,
 and its frame-to-frame change (the attitude's angular acceleration times the error) swamps the line-of-sight rate
 that proportional navigation steers on. A capture time estimated as "grab time minus a fixed latency" is exactly
-that wrong when the delay from exposure to grab varies (render/readout, encoding, transport, a busy CPU): in the
-real-time simulation, lockstep quick seeds 0-7 intercepted 7 of 8 with exact capture times and 3 of 8 with a
-uniform +-15 ms error (45 ms latency in both).
+that wrong when the delay from exposure to grab varies (render/readout, encoding, transport, a busy CPU). In the
+lockstep simulation (``autonomy sim --camera-latency-ms 45 --capture-time-error-ms 15``), quick seeds 0-7
+intercepted 7 of 8 with exact capture times and 3 of 8 with a uniform +-15 ms error; in the real-time simulation,
+where the delay to the grab varied from 10 to 60 ms under load, 4 of 8 (none on the first pass) before its camera
+carried this stamp and 5 of 8 (four on the first pass) after.
 
 Cameras solve this with a hardware timestamp: V4L2 buffer times, libcamera's SensorTimestamp, machine-vision
 cameras' "embedded image information" (the timestamp written into the first pixels of the image), or a camera
