@@ -39,7 +39,7 @@ def _video(path: Path, w: int = 64, h: int = 48, n: int = 60) -> Path:
 
 
 def _cfg(tmp: Path, link: str, source: str, detector: str = "enabled = false", extra: str = "",
-         connect_timeout_s: float = 1.0) -> Path:
+         connect_timeout_s: float = 1.0, camera_extra: str = "") -> Path:
     p = tmp / "c.toml"
     p.write_text(f"""
 [link]
@@ -51,6 +51,7 @@ width_px = 64
 height_px = 48
 hfov_deg = 70.0
 first_frame_timeout_s = 3.0
+{camera_extra}
 [detector]
 {detector}
 {extra}
@@ -105,6 +106,16 @@ def test_camera_size_differs_from_calibration(tmp_path):
     vid = _video(tmp_path / "v.avi", 80, 48)
     r = _fly("--config", str(_cfg(tmp_path, "udpin:127.0.0.1:1", str(vid))))
     assert r.returncode == 1 and "80x48 but the calibration is 64x48" in _one_line(r)
+
+
+def test_expected_frame_stamp_missing_is_said(tmp_path):
+    """frame_stamp = "autopilot_time" on a camera whose frames carry none: one warning at the camera check (the
+    capture times then fall back to grab time - latency_s), and the self-check goes on (here to the link)."""
+    vid = _video(tmp_path / "v.avi")
+    r = _fly("--config", str(_cfg(tmp_path, f"udpin:127.0.0.1:{free_udp_port()}", str(vid),
+                                  camera_extra='frame_stamp = "autopilot_time"\nlatency_s = 0.02')))
+    assert "WARNING frame_stamp" in r.stdout and "grab time - latency_s (20 ms)" in r.stdout, r.stdout
+    assert r.returncode == 1 and "self-check failed: link:" in _one_line(r)
 
 
 def test_wrong_port_no_autopilot(tmp_path):
