@@ -53,7 +53,7 @@ class LinkSettings:
     tlog_path: str | None = None       # record the link here (set per flight by `autonomy fly` under record_dir)
 
 
-FRAME_STAMPS = ("none", "autopilot_time")
+FRAME_STAMPS = ("none", "v4l2", "autopilot_time")
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,11 @@ class CameraSettings:
     camera: Camera
     latency_s: float = 0.0
     first_frame_timeout_s: float = 5.0
-    # "none": the capture time is the grab time minus latency_s; "autopilot_time": each frame carries its
-    # exposure instant on the autopilot's clock in its first rows (autonomy.camera.stamp: the simulator's
-    # real-time camera), mapped to ours by the link's clock; frames without it fall back to "none"
+    # where the capture time comes from (autonomy.camera.sources.LiveCaptureSource): "none": the grab time minus
+    # latency_s; "v4l2": the driver's buffer timestamp (a /dev/video device; latency_s is then the exposure-to-
+    # timestamp delay); "autopilot_time": each frame carries its exposure instant on the autopilot's clock in its
+    # first rows (autonomy.camera.stamp: the simulator's real-time camera), mapped to ours by the link's clock;
+    # frames without the stamp fall back to "none"
     frame_stamp: str = "none"
 
 

@@ -80,7 +80,7 @@ def check_camera(cfg, clock):
 
     cs = cfg.camera
     try:
-        src = LiveCaptureSource(cs.source, clock, latency_s=cs.latency_s, stamped=cs.frame_stamp == "autopilot_time")
+        src = LiveCaptureSource(cs.source, clock, latency_s=cs.latency_s, frame_stamp=cs.frame_stamp)
     except CameraError as exc:
         raise SelfCheckError(f"camera: {exc}") from exc
     except Exception as exc:
@@ -95,9 +95,10 @@ def check_camera(cfg, clock):
     if (w, h) != (intr.width_px, intr.height_px):
         src.close()
         raise SelfCheckError(f"camera: frames are {w}x{h} but the calibration is {intr.width_px}x{intr.height_px}")
-    if cs.frame_stamp == "autopilot_time" and fr.t_capture_autopilot_s is None:
-        _say("self-check camera: WARNING frame_stamp = \"autopilot_time\" but the first frame carries no stamp; "
-             f"capture times fall back to grab time - latency_s ({cs.latency_s * 1e3:.0f} ms)")
+    if (cs.frame_stamp == "autopilot_time" and fr.t_capture_autopilot_s is None) or \
+            (cs.frame_stamp == "v4l2" and src.unstamped_frames > 0):
+        _say(f"self-check camera: WARNING frame_stamp = \"{cs.frame_stamp}\" but the first frame carries no usable "
+             f"stamp; capture times fall back to grab time - latency_s ({cs.latency_s * 1e3:.0f} ms)")
     _say(f"self-check camera: {cs.source} {w}x{h}")
     return src
 

@@ -9,6 +9,7 @@ file sources replay at the file's frame rate on a log clock.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,7 @@ def opencv_has_gstreamer() -> bool:
     return False
 
 
-def _open_capture(spec: str | int) -> cv2.VideoCapture:
+def _open_capture(spec: str | int, api: int = cv2.CAP_ANY) -> cv2.VideoCapture:
     if isinstance(spec, str) and "!" in spec:
         if not opencv_has_gstreamer():
             raise CameraError(
@@ -69,7 +70,7 @@ def _open_capture(spec: str | int) -> cv2.VideoCapture:
     else:
         if isinstance(spec, str) and "://" not in spec and not Path(spec).exists():
             raise CameraError(f"camera source not found: {spec}")
-        cap = cv2.VideoCapture(spec)
+        cap = cv2.VideoCapture(spec, api)
     if not cap.isOpened():
         cap.release()
         raise CameraError(f"cannot open camera source {spec!r}")
@@ -105,21 +106,52 @@ class VideoFileSource:
         self._cap.release()
 
 
+V4L2_MAX_AGE_S = 1.0   # a V4L2 buffer time older than this at the grab (or in the future) is not believed
+
+
+def v4l2_capture_time_s(buffer_ms: float, monotonic_now_s: float, clock_now_s: float,
+                        latency_s: float = 0.0) -> float | None:
+    """A V4L2 buffer's timestamp (``buffer_ms``, CLOCK_MONOTONIC in ms, as OpenCV's V4L2 backend returns it for
+    ``CAP_PROP_POS_MSEC``) on the stack's clock, given both clocks read together at the grab; ``latency_s`` is
+    the exposure-to-timestamp delay (0 for start-of-exposure stamps; the readout for end-of-frame ones).
+    None when the result is in the future or older than :data:`V4L2_MAX_AGE_S` (a driver whose timestamps
+    are not on CLOCK_MONOTONIC, or none at all)."""
+    age_s = monotonic_now_s - (buffer_ms * 1e-3 - latency_s)
+    if not (buffer_ms > 0.0 and -1e-3 <= age_s <= V4L2_MAX_AGE_S):
+        return None
+    return clock_now_s - max(age_s, 0.0)
+
+
 class LiveCaptureSource:
     """A live OpenCV capture with a grabber thread: only the newest frame is kept (newest frame wins).
 
-    ``t_capture_s`` is the clock time when the grab returned, minus ``latency_s`` (the sensor-to-driver delay
-    measured for the camera, from config). With ``stamped`` the frames carry their exposure instant on the
-    autopilot's clock in their first rows (:mod:`autonomy.camera.stamp`, the simulator's real-time camera): it is
-    read into ``Frame.t_capture_autopilot_s`` and the band painted over; a frame without a stamp keeps None there
-    and is counted in ``unstamped_frames``.
+    ``frame_stamp`` says where the capture time comes from (see ``[camera] frame_stamp``):
+
+    - ``"none"``: ``t_capture_s`` is the clock time when the grab returned, minus ``latency_s`` (the
+      sensor-to-driver delay measured for the camera, from config); only as good as that delay is steady.
+    - ``"v4l2"``: the driver's buffer timestamp (:func:`v4l2_capture_time_s`; ``latency_s`` is then the
+      exposure-to-timestamp delay); the source must open with OpenCV's V4L2 backend (a /dev/video device).
+    - ``"autopilot_time"``: the frames carry their exposure instant on the autopilot's clock in their first rows
+      (:mod:`autonomy.camera.stamp`, the simulator's real-time camera): read into ``Frame.t_capture_autopilot_s``
+      (the band painted over), which the flight loop maps through the link's clock.
+
+    A frame without the expected stamp falls back to the first rule and is counted in ``unstamped_frames``.
     """
 
-    def __init__(self, spec: str | int, clock: Clock, latency_s: float = 0.0, stamped: bool = False) -> None:
-        self._cap = _open_capture(parse_source_spec(spec))
+    def __init__(self, spec: str | int, clock: Clock, latency_s: float = 0.0, frame_stamp: str = "none") -> None:
+        if frame_stamp not in ("none", "v4l2", "autopilot_time"):
+            raise CameraError(f"unknown frame_stamp {frame_stamp!r} (none, v4l2, autopilot_time)")
+        spec_p = parse_source_spec(spec)
+        v4l2_dev = frame_stamp == "v4l2" and (isinstance(spec_p, int) or str(spec_p).startswith("/dev/video"))
+        self._cap = _open_capture(spec_p, cv2.CAP_V4L2 if v4l2_dev else cv2.CAP_ANY)
+        if frame_stamp == "v4l2" and self._cap.getBackendName() != "V4L2":
+            backend = self._cap.getBackendName()
+            self._cap.release()
+            raise CameraError(f'frame_stamp = "v4l2" needs a V4L2 device (/dev/videoN); {spec!r} opened with '
+                              f"OpenCV's {backend} backend")
         self._clock = clock
         self._latency_s = latency_s
-        self._stamped = stamped
+        self._frame_stamp = frame_stamp
         self.unstamped_frames = 0
         self._cond = threading.Condition()
         self._latest: Frame | None = None
@@ -134,15 +166,23 @@ class LiveCaptureSource:
     def _run(self) -> None:
         while not self._stopped:
             ok, img = self._cap.read()
-            t = self._clock.now_s() - self._latency_s
+            now = self._clock.now_s()
+            t = now - self._latency_s
+            stamp_ok = self._frame_stamp == "none"
+            if self._frame_stamp == "v4l2" and ok:
+                t_v = v4l2_capture_time_s(float(self._cap.get(cv2.CAP_PROP_POS_MSEC)), time.monotonic(), now,
+                                          self._latency_s)
+                stamp_ok = t_v is not None
+                t = t_v if t_v is not None else t
             if not ok or img is None:
                 with self._cond:
                     self.error = "camera stopped delivering frames"
                     self._cond.notify_all()
                 return
-            t_ap = read_frame_stamp(img) if self._stamped else None
+            t_ap = read_frame_stamp(img) if self._frame_stamp == "autopilot_time" else None
+            stamp_ok = stamp_ok or t_ap is not None
             with self._cond:
-                if self._stamped and t_ap is None:
+                if not stamp_ok:
                     self.unstamped_frames += 1
                 if self._latest is not None and self._latest.index > self._returned_index:
                     self.dropped_frames += 1

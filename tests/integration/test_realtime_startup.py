@@ -76,7 +76,7 @@ def test_config_missing_section_and_unknown_key(tmp_path):
     assert r.returncode == 2 and "unknown key [link] speed" in _one_line(r)
     p.write_text("[link]\nurl = 'udpin:127.0.0.1:14540'\n[camera]\nsource = '0'\nframe_stamp = 'exif'\n")
     r = _fly("--config", str(p))
-    assert r.returncode == 2 and "frame_stamp must be one of none, autopilot_time" in _one_line(r)
+    assert r.returncode == 2 and "frame_stamp must be one of none, v4l2, autopilot_time" in _one_line(r)
 
 
 def test_config_file_missing(tmp_path):

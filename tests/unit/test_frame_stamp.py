@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from autonomy.camera.sources import LiveCaptureSource
+from autonomy.camera.model import CameraError
+from autonomy.camera.sources import V4L2_MAX_AGE_S, LiveCaptureSource, v4l2_capture_time_s
 from autonomy.camera.stamp import STAMP_ROWS, STAMP_WIDTH_PX, read_frame_stamp, write_frame_stamp
 from autonomy.clock import SimClock
 
@@ -98,7 +99,7 @@ def test_live_source_reads_the_stamp_into_the_frame(tmp_path):
         w.write(img)
     w.release()
     for stamped in (True, False):
-        src = LiveCaptureSource(str(p), SimClock(), stamped=stamped)
+        src = LiveCaptureSource(str(p), SimClock(), frame_stamp="autopilot_time" if stamped else "none")
         got = []
         while (f := src.read(timeout_s=1.0)) is not None:
             got.append(f)
@@ -111,3 +112,27 @@ def test_live_source_reads_the_stamp_into_the_frame(tmp_path):
                 assert f.t_capture_autopilot_s == pytest.approx(100.0 + f.index / 30.0, abs=1e-6)
                 assert np.ptp(f.image[:STAMP_ROWS, :STAMP_WIDTH_PX].astype(int), axis=0).max() == 0
         assert src.unstamped_frames == (1 if stamped else 0)   # the grabber sees every frame of a file
+
+
+def test_v4l2_buffer_time_on_our_clock():
+    """A V4L2 buffer timestamp (CLOCK_MONOTONIC, ms) moved onto the stack's clock by the two clocks read together
+    at the grab; the exposure-to-timestamp delay comes off; a time in the future, too old, or absent is refused."""
+    mono_now, ours_now = 5000.250, 12.000            # the two clocks read at the grab
+    assert v4l2_capture_time_s(5000_230.0, mono_now, ours_now) == pytest.approx(11.980, abs=1e-9)
+    assert v4l2_capture_time_s(5000_230.0, mono_now, ours_now, latency_s=0.008) == pytest.approx(11.972, abs=1e-9)
+    assert v4l2_capture_time_s(5000_300.0, mono_now, ours_now) is None            # 50 ms in the future
+    assert v4l2_capture_time_s((mono_now - V4L2_MAX_AGE_S - 0.01) * 1e3, mono_now, ours_now) is None
+    assert v4l2_capture_time_s(0.0, mono_now, ours_now) is None                   # no timestamp (first capture)
+    assert v4l2_capture_time_s(1_700_000_000_000.0, mono_now, ours_now) is None   # a wall-clock (REALTIME) stamp
+
+
+def test_v4l2_stamps_need_a_v4l2_device(tmp_path):
+    p = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(p), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    for _ in range(3):
+        w.write(np.zeros((48, 64, 3), np.uint8))
+    w.release()
+    with pytest.raises(CameraError, match="needs a V4L2 device"):
+        LiveCaptureSource(str(p), SimClock(), frame_stamp="v4l2")
+    with pytest.raises(CameraError, match="unknown frame_stamp"):
+        LiveCaptureSource(str(p), SimClock(), frame_stamp="exif")
