@@ -21,6 +21,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,45 @@ def check_params(cfg, bridge) -> None:
     _say(f"self-check params: {len(cfg.params_min) + len(cfg.params_max)} checks ok")
 
 
+def _note_target_pixel(res, target_px: deque) -> None:
+    """Keep the engaged target's detected pixel and capture time (for the capture-offset report)."""
+    from autonomy.camera.time_offset import target_pixel
+
+    eid = res.output.engaged_track_id
+    if eid is None or res.detections is None or res.t_capture_s is None:
+        return
+    for tr in res.tracks:
+        if tr.track_id == eid:
+            uv = target_pixel(tr.box_xyxy_px, res.detections.xyxy_px)
+            if uv is not None:
+                target_px.append((res.t_capture_s, uv))
+            return
+
+
+def _capture_offset(target_px: deque, bridge, camera) -> float | None:
+    """The capture-time offset that makes the engaged target's line of sight smoothest (ms; see
+    autonomy.camera.time_offset), over the flight's last 30 s of attitude; said in one line. None: too little."""
+    from autonomy.camera.time_offset import estimate_capture_offset
+
+    if len(target_px) < 30:
+        return None
+
+    def attitude_at(t_s: float):
+        st = bridge.state_at(t_s)
+        return None if st is None else st.q_body_to_ned
+
+    est = estimate_capture_offset(np.array([t for t, _ in target_px]), np.array([uv for _, uv in target_px]),
+                                  attitude_at, camera)
+    if est.offset_s is None:
+        _say(f"camera timing: no clear capture-time offset from {est.triplets_n} detection triplets")
+        return None
+    ms = round(est.offset_s * 1e3, 1)
+    _say(f"camera timing: the attitude fits the detections best with capture times {abs(ms):.1f} ms "
+         f"{'earlier' if ms < 0 else 'later'} than used ({est.triplets_n} triplets, contrast {est.contrast:.0f}); "
+         f"tens of ms mean [camera] latency_s or the camera's timestamps are off")
+    return ms
+
+
 def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     """The flight loop (see the module docstring). Returns a summary dict."""
     from autonomy.engagement import EngagementMachine, State
@@ -178,6 +218,7 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     camera_lost_said = False
     last_state = None
     grab_minus_stamp_s: list[float] = []   # how wrong "grab time - latency_s" was, for frames that carry a stamp
+    target_px: deque = deque(maxlen=int(30.0 * cfg.camera.camera.fps))  # (t_capture, uv) of the engaged target
     if cfg.service.auto_arm:
         # simulation / test ranges: OFFBOARD + armed on the ground before the cue; a zero-velocity hold is
         # streamed until the engagement commands something (never on a real vehicle: auto_arm = false)
@@ -199,6 +240,7 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
                     t_cap = bridge.autopilot_time_to_ours(fr.t_capture_autopilot_s)
                     grab_minus_stamp_s.append(fr.t_capture_s - t_cap)
                 res = pipe.process_frame(fr.image, t_cap)
+                _note_target_pixel(res, target_px)
                 if cam_rec is not None:
                     cam_rec.write(fr.image, t_cap)
             else:
@@ -233,6 +275,9 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
            "unstamped_frames": getattr(source, "unstamped_frames", 0),
            "decisions": [[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
                          for d in machine.decisions if d.from_state is not d.to_state]}
+    off = _capture_offset(target_px, bridge, cfg.camera.camera)
+    if off is not None:
+        out["capture_offset_ms"] = off
     if grab_minus_stamp_s:
         # what the capture time would have been off by without the stamp (grab time - latency_s - stamp)
         p = np.percentile(np.asarray(grab_minus_stamp_s) * 1e3, [1, 50, 99])

@@ -35,8 +35,13 @@ def test_realtime_multiprocess_engagement_intercepts(tmp_path, seed):
     res = json.loads(result.read_text())
     fs = json.loads(summary.read_text())
     print(f"REALTIME seed {seed}: {res} latency p50 {fs['latency_p50_ms']} ms p99 {fs['latency_p99_ms']} ms, "
-          f"{fs['frames']} frames, dropped {fs['dropped_frames']}")
+          f"{fs['frames']} frames, dropped {fs['dropped_frames']}, capture offset {fs.get('capture_offset_ms')} ms, "
+          f"grab - stamp p1/p50/p99 {fs.get('grab_minus_stamp_ms_p1_p50_p99')} ms")
     # one file drives both: the lockstep runner reads the same bytes by default (test_pipeline.py checks its side)
     assert fs["config"] == config_identity(SITL_CONFIG)
     assert res["authorized"], (res, fs)
+    # the frames carry their exposure instant: the capture-time offset the flight's detections show is ~0
+    # (autonomy.camera.time_offset; without the stamp it shows what grab time - latency_s was off by)
+    assert fs["stamped_frames"] > 0 and fs["unstamped_frames"] == 0, fs
+    assert fs.get("capture_offset_ms") is not None and abs(fs["capture_offset_ms"]) <= 10.0, fs
     assert res["intercept"], (res, fs, out[-3000:])
