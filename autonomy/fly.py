@@ -176,8 +176,12 @@ def _capture_offset(target_px: deque, bridge, camera) -> float | None:
         st = bridge.state_at(t_s)
         return None if st is None else st.q_body_to_ned
 
-    est = estimate_capture_offset(np.array([t for t, _ in target_px]), np.array([uv for _, uv in target_px]),
-                                  attitude_at, camera)
+    try:
+        est = estimate_capture_offset(np.array([t for t, _ in target_px]), np.array([uv for _, uv in target_px]),
+                                      attitude_at, camera)
+    except (ValueError, FloatingPointError) as exc:   # a report only: the flight's summary still gets written
+        _say(f"camera timing: no estimate ({exc})")
+        return None
     if est.offset_s is None:
         _say(f"camera timing: no clear capture-time offset from {est.triplets_n} detection triplets")
         return None
