@@ -149,51 +149,27 @@ def check_params(cfg, bridge) -> None:
     _say(f"self-check params: {len(cfg.params_min) + len(cfg.params_max)} checks ok")
 
 
-def _note_target_pixel(res, target_px: deque) -> None:
-    """Keep the engaged target's detected pixel and capture time (for the capture-offset report)."""
-    from autonomy.camera.time_offset import target_pixel
-
-    eid = res.output.engaged_track_id
-    if eid is None or res.detections is None or res.t_capture_s is None:
-        return
-    for tr in res.tracks:
-        if tr.track_id == eid:
-            uv = target_pixel(tr.box_xyxy_px, res.detections.xyxy_px)
-            if uv is not None:
-                target_px.append((res.t_capture_s, uv))
-            return
-
-
-def _capture_offset(target_px: deque, bridge, camera) -> float | None:
-    """The capture-time offset that makes the engaged target's line of sight smoothest (ms; see
-    autonomy.camera.time_offset), over the flight's last 30 s of attitude; said in one line. None: too little."""
-    from autonomy.camera.time_offset import estimate_capture_offset
-
-    if len(target_px) < 30:
-        return None
+def _capture_offset(samples: deque, bridge, camera) -> float | None:
+    """The capture-time offset (ms) the flight's engaged-target detections show, over the last 30 s of attitude
+    (autonomy.camera.time_offset); said in one line. None: too little, or no clear minimum."""
+    from autonomy.camera.time_offset import describe, estimate_from_samples
 
     def attitude_at(t_s: float):
         st = bridge.state_at(t_s)
         return None if st is None else st.q_body_to_ned
 
     try:
-        est = estimate_capture_offset(np.array([t for t, _ in target_px]), np.array([uv for _, uv in target_px]),
-                                      attitude_at, camera)
+        est = estimate_from_samples(samples, attitude_at, camera)
     except (ValueError, FloatingPointError) as exc:   # a report only: the flight's summary still gets written
         _say(f"camera timing: no estimate ({exc})")
         return None
-    if est.offset_s is None:
-        _say(f"camera timing: no clear capture-time offset from {est.triplets_n} detection triplets")
-        return None
-    ms = round(est.offset_s * 1e3, 1)
-    _say(f"camera timing: the attitude fits the detections best with capture times {abs(ms):.1f} ms "
-         f"{'earlier' if ms < 0 else 'later'} than used ({est.triplets_n} triplets, contrast {est.contrast:.0f}); "
-         f"tens of ms mean [camera] latency_s or the camera's timestamps are off")
-    return ms
+    _say(describe(est))
+    return None if est is None or est.offset_s is None else round(est.offset_s * 1e3, 1)
 
 
 def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     """The flight loop (see the module docstring). Returns a summary dict."""
+    from autonomy.camera.time_offset import engaged_target_sample
     from autonomy.engagement import EngagementMachine, State
     from autonomy.engagement.machine import FINAL_STATES
     from autonomy.mavlink import Control, LinkError
@@ -244,7 +220,8 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
                     t_cap = bridge.autopilot_time_to_ours(fr.t_capture_autopilot_s)
                     grab_minus_stamp_s.append(fr.t_capture_s - t_cap)
                 res = pipe.process_frame(fr.image, t_cap)
-                _note_target_pixel(res, target_px)
+                if (smp := engaged_target_sample(res)) is not None:
+                    target_px.append(smp)
                 if cam_rec is not None:
                     cam_rec.write(fr.image, t_cap)
             else:

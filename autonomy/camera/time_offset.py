@@ -8,9 +8,10 @@ VINS-Mono's online ``td``), here as a grid search over shifts with a parabolic r
 seed 0 with capture times told 20 ms late: the smoothest line of sight is at -20 ms, sharply (roughness 0.4 vs
 2-3 at +-5 ms, 24 at 0), from the 39 detections of its first 16 s.
 
-``autonomy fly`` reports it at the end of a flight (``capture_offset_ms``), from the detections of the engaged
-target: a few ms says the capture times are right; tens of ms say ``[camera] latency_s`` (or the camera's
-timestamps) are off by that much. Only the report: nothing in flight uses it.
+``autonomy fly`` reports it at the end of a flight, and ``autonomy replay`` for a recorded one
+(``capture_offset_ms``), from the detections of the engaged target: a few ms says the capture times are right; tens
+of ms say ``[camera] latency_s`` (or the camera's timestamps) are off by that much. Only a report: nothing in flight
+uses it.
 """
 
 from __future__ import annotations
@@ -108,3 +109,41 @@ def target_pixel(box_xyxy_px: np.ndarray | None, dets_xyxy_px: np.ndarray) -> np
     dist = np.linalg.norm(c - 0.5 * (b[:2] + b[2:]), axis=1)
     j = int(np.argmin(dist))
     return c[j] if dist[j] <= 0.5 * max(b[2] - b[0], b[3] - b[1]) + 3.0 else None
+
+
+MIN_SAMPLES = 30           # engaged-target detections needed before an estimate is tried
+
+
+def engaged_target_sample(step) -> tuple[float, np.ndarray] | None:
+    """(capture time, pixel) of the engaged target's detection in one pipeline step
+    (:class:`autonomy.runtime.pipeline.StepResult`), or None when nothing is engaged or it was not detected."""
+    eid = step.output.engaged_track_id
+    if eid is None or step.detections is None or step.t_capture_s is None:
+        return None
+    for tr in step.tracks:
+        if tr.track_id == eid:
+            uv = target_pixel(tr.box_xyxy_px, step.detections.xyxy_px)
+            return None if uv is None else (float(step.t_capture_s), uv)
+    return None
+
+
+def estimate_from_samples(samples, attitude_at: Callable[[float], np.ndarray | None],
+                          camera: Camera) -> CaptureOffsetEstimate | None:
+    """:func:`estimate_capture_offset` over (capture time, pixel) samples; None below :data:`MIN_SAMPLES`."""
+    samples = list(samples)
+    if len(samples) < MIN_SAMPLES:
+        return None
+    return estimate_capture_offset(np.array([t for t, _ in samples]), np.array([uv for _, uv in samples]),
+                                   attitude_at, camera)
+
+
+def describe(est: CaptureOffsetEstimate | None) -> str:
+    """One line for people."""
+    if est is None:
+        return f"camera timing: fewer than {MIN_SAMPLES} detections of an engaged target, no estimate"
+    if est.offset_s is None:
+        return f"camera timing: no clear capture-time offset from {est.triplets_n} detection triplets"
+    ms = est.offset_s * 1e3
+    return (f"camera timing: the attitude fits the detections best with capture times {abs(ms):.1f} ms "
+            f"{'earlier' if ms < 0 else 'later'} than used ({est.triplets_n} triplets, contrast {est.contrast:.0f}); "
+            f"tens of ms mean [camera] latency_s or the camera's timestamps are off")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from autonomy.camera.model import Camera, CameraIntrinsics
+from autonomy.camera.time_offset import describe, engaged_target_sample, estimate_from_samples
 from autonomy.clock import SimClock
 from autonomy.engagement import EngagementMachine, State
 from autonomy.replay.logs import LogData, ReplayError
@@ -54,6 +55,7 @@ class ReplayResult:
     frames_outside_log: int = 0
     notes: list[str] = field(default_factory=list)
     latency: dict = field(default_factory=dict)
+    capture_offset_ms: float | None = None      # autonomy.camera.time_offset (None: too few detections / unclear)
 
     def summary(self) -> dict:
         dets = [0 if r.detections is None else len(r.detections) for r in self.steps]
@@ -79,7 +81,7 @@ class ReplayResult:
             "decisions": [[round(d.t_s - self.log.t_first_s, 3), d.from_state.value, d.to_state.value,
                            d.reason.value, d.details] for d in self.decisions],
             "setpoints_that_would_have_been_sent": len(self.setpoints),
-            "latency_ms": self.latency, "notes": list(self.notes),
+            "latency_ms": self.latency, "capture_offset_ms": self.capture_offset_ms, "notes": list(self.notes),
         }
 
 
@@ -178,4 +180,10 @@ def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
     res.setpoints = list(vehicle.setpoints)
     if "latency" in pipe.timer.stages():
         res.latency = {k: round(v, 2) for k, v in pipe.timer.summary("processing").as_dict().items()}
+    # the capture-time offset the engaged target's detections show (autonomy.camera.time_offset): tens of ms mean
+    # the recorded frame times (or the video start) are off against the log's attitude
+    est = estimate_from_samples([smp for smp in map(engaged_target_sample, res.steps) if smp is not None],
+                                lambda t: (st.q_body_to_ned if (st := vehicle.state_at(t)) is not None else None), cam)
+    res.capture_offset_ms = None if est is None or est.offset_s is None else round(est.offset_s * 1e3, 1)
+    notes.append(describe(est))
     return res

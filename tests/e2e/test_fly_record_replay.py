@@ -53,6 +53,10 @@ def test_fly_records_a_flight_that_replays(tmp_path):
     first = [x for x in dict.fromkeys(live_path) if x in ("idle", "midcourse", "acquire", "track",
                                                           "await_authorization", "terminal")]
     assert [x for x in visited if x in first][:len(first)] == first, (visited, live_path)
+    # the recorded frame times are the exposure instants (the simulator's frames carry them): the replay's
+    # capture-offset report (autonomy.camera.time_offset) finds them right to a few ms, as the live flight did
+    print(f"capture offset: live {live.get('capture_offset_ms')} ms, replay {s['capture_offset_ms']} ms")
+    assert s["capture_offset_ms"] is not None and abs(s["capture_offset_ms"]) <= 10.0, s["notes"]
     recs = list(read_records(d / "flight.jsonl", {"decision"}))
     assert recs, "the live decisions are in the flight record"
     print(f"replayed {s['frames']} frames in {time.perf_counter() - t0:.1f} s; live {live_path}; replay {visited}")

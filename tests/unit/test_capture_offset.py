@@ -62,3 +62,14 @@ def test_roughness_skips_gaps_and_measures_curvature():
     curved[:, 2] = t ** 2                                     # second derivative 2 -> squared 4
     r, n = los_roughness(t, curved)
     assert r == pytest.approx(4.0, rel=1e-9)
+
+
+def test_the_target_pixel_is_the_detection_on_the_track():
+    from autonomy.camera.time_offset import target_pixel
+
+    box = np.array([100.0, 100.0, 120.0, 110.0])                       # centre (110, 105), larger side 20
+    dets = np.array([[400.0, 300.0, 420.0, 310.0], [104.0, 101.0, 124.0, 111.0]])
+    np.testing.assert_allclose(target_pixel(box, dets), [114.0, 106.0])
+    assert target_pixel(box, dets[:1]) is None                          # nothing on the track
+    assert target_pixel(None, dets) is None
+    assert target_pixel(box, np.zeros((0, 4))) is None
