@@ -197,7 +197,9 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     engaged = False
     camera_lost_said = False
     last_state = None
-    grab_minus_stamp_s: list[float] = []   # how wrong "grab time - latency_s" was, for frames that carry a stamp
+    # how wrong "grab time - latency_s" was, for frames that carry a stamp (the last ~5 min; a service runs for hours)
+    grab_minus_stamp_s: deque = deque(maxlen=10_000)
+    stamped_n = 0
     target_px: deque = deque(maxlen=int(30.0 * cfg.camera.camera.fps))  # (t_capture, uv) of the engaged target
     if cfg.service.auto_arm:
         # simulation / test ranges: OFFBOARD + armed on the ground before the cue; a zero-velocity hold is
@@ -219,6 +221,7 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
                 if fr.t_capture_autopilot_s is not None:
                     t_cap = bridge.autopilot_time_to_ours(fr.t_capture_autopilot_s)
                     grab_minus_stamp_s.append(fr.t_capture_s - t_cap)
+                    stamped_n += 1
                 res = pipe.process_frame(fr.image, t_cap)
                 if (smp := engaged_target_sample(res)) is not None:
                     target_px.append(smp)
@@ -252,7 +255,7 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
            "dropped_frames": getattr(source, "dropped_frames", 0),
            "latency_p50_ms": None if lat is None else round(lat.p50_ms, 2),
            "latency_p99_ms": None if lat is None else round(lat.p99_ms, 2),
-           "stamped_frames": len(grab_minus_stamp_s),
+           "stamped_frames": stamped_n,
            "unstamped_frames": getattr(source, "unstamped_frames", 0),
            "decisions": [[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
                          for d in machine.decisions if d.from_state is not d.to_state]}
