@@ -149,27 +149,9 @@ def check_params(cfg, bridge) -> None:
     _say(f"self-check params: {len(cfg.params_min) + len(cfg.params_max)} checks ok")
 
 
-def _capture_offset(samples: deque, bridge, camera) -> float | None:
-    """The capture-time offset (ms) the flight's engaged-target detections show, over the last 30 s of attitude
-    (autonomy.camera.time_offset); said in one line. None: too little, or no clear minimum."""
-    from autonomy.camera.time_offset import describe, estimate_from_samples
-
-    def attitude_at(t_s: float):
-        st = bridge.state_at(t_s)
-        return None if st is None else st.q_body_to_ned
-
-    try:
-        est = estimate_from_samples(samples, attitude_at, camera)
-    except (ValueError, FloatingPointError) as exc:   # a report only: the flight's summary still gets written
-        _say(f"camera timing: no estimate ({exc})")
-        return None
-    _say(describe(est))
-    return None if est is None or est.offset_s is None else round(est.offset_s * 1e3, 1)
-
-
 def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
     """The flight loop (see the module docstring). Returns a summary dict."""
-    from autonomy.camera.time_offset import engaged_target_sample
+    from autonomy.camera.time_offset import capture_offset_report, engaged_target_sample
     from autonomy.engagement import EngagementMachine, State
     from autonomy.engagement.machine import FINAL_STATES
     from autonomy.mavlink import Control, LinkError
@@ -259,7 +241,8 @@ def run_service(cfg, bridge, source, detector, tracker, clock, stop) -> dict:
            "unstamped_frames": getattr(source, "unstamped_frames", 0),
            "decisions": [[round(d.t_s, 2), d.from_state.value, d.to_state.value, d.reason.value]
                          for d in machine.decisions if d.from_state is not d.to_state]}
-    off = _capture_offset(target_px, bridge, cfg.camera.camera)
+    off, line = capture_offset_report(target_px, bridge.state_at, cfg.camera.camera)
+    _say(line)
     if off is not None:
         out["capture_offset_ms"] = off
     if grab_minus_stamp_s:

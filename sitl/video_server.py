@@ -39,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 from autonomy.camera.stamp import write_frame_stamp
-from autonomy.geometry import az_el_deg_to_los, ned_to_geodetic, quat_integrate
+from autonomy.geometry import az_el_deg_to_los, ned_to_geodetic
 from autonomy.mavlink.wire import dialect
 from sitl.scenarios import FAMILIES, Scenario, make_scenario
 from sitl.targets import Target, TargetSpec
@@ -343,8 +343,6 @@ class RealtimeWorld:
             t_s = min(max(time.monotonic() - min(self._wall_minus_ap), self.t_ap_s), self.t_ap_s + 0.1)
             pos = self.pos_ned_m + self.vel_ned_mps * (t_s - self.t_ap_s)
             q = self.q
-            if self.t_att_s is not None:
-                q = quat_integrate(self.q, self.rate, float(np.clip(t_s - self.t_att_s, 0.0, 0.1)))
             dt_tg = float(np.clip(t_s - (self.t_world_s or t_s), 0.0, 0.1)) if self._t_start is not None else 0.0
         tg = [RenderTarget(render_kind(o.spec), o.pos_ned_m + o.vel_ned_mps * dt_tg, heading_quat(o.vel_ned_mps))
               for o in self.targets]

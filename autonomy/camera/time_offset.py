@@ -147,3 +147,19 @@ def describe(est: CaptureOffsetEstimate | None) -> str:
     return (f"camera timing: the attitude fits the detections best with capture times {abs(ms):.1f} ms "
             f"{'earlier' if ms < 0 else 'later'} than used ({est.triplets_n} triplets, contrast {est.contrast:.0f}); "
             f"tens of ms mean [camera] latency_s or the camera's timestamps are off")
+
+
+def capture_offset_report(samples, state_at: Callable[[float], object | None],
+                          camera: Camera) -> tuple[float | None, str]:
+    """What ``autonomy fly`` and ``autonomy replay`` say at the end: (offset in ms rounded to 0.1, or None; one
+    line). ``state_at(t)`` is the vehicle's state (``.q_body_to_ned``) at ``t``, None outside its record."""
+    def attitude_at(t_s: float) -> np.ndarray | None:
+        st = state_at(t_s)
+        return None if st is None else st.q_body_to_ned
+
+    try:
+        est = estimate_from_samples(samples, attitude_at, camera)
+    except (ValueError, FloatingPointError) as exc:   # a report only: it must not cost the flight's summary
+        return None, f"camera timing: no estimate ({exc})"
+    ms = None if est is None or est.offset_s is None else round(est.offset_s * 1e3, 1)
+    return ms, describe(est)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from autonomy.camera.model import Camera, CameraIntrinsics
-from autonomy.camera.time_offset import describe, engaged_target_sample, estimate_from_samples
+from autonomy.camera.time_offset import capture_offset_report, engaged_target_sample
 from autonomy.clock import SimClock
 from autonomy.engagement import EngagementMachine, State
 from autonomy.replay.logs import LogData, ReplayError
@@ -182,8 +182,7 @@ def run_replay(log: LogData, frames, cfg, detector, opts: ReplayOptions,
         res.latency = {k: round(v, 2) for k, v in pipe.timer.summary("processing").as_dict().items()}
     # the capture-time offset the engaged target's detections show (autonomy.camera.time_offset): tens of ms mean
     # the recorded frame times (or the video start) are off against the log's attitude
-    est = estimate_from_samples([smp for smp in map(engaged_target_sample, res.steps) if smp is not None],
-                                lambda t: (st.q_body_to_ned if (st := vehicle.state_at(t)) is not None else None), cam)
-    res.capture_offset_ms = None if est is None or est.offset_s is None else round(est.offset_s * 1e3, 1)
-    notes.append(describe(est))
+    res.capture_offset_ms, line = capture_offset_report(
+        [smp for smp in map(engaged_target_sample, res.steps) if smp is not None], vehicle.state_at, cam)
+    notes.append(line)
     return res
