@@ -5,6 +5,7 @@ against seeded scenarios (sitl.world). The detector is the shipped model (models
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,18 @@ FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flig
 # three times, recon_loiter-1, quick-0), but a run with a logging wrapper around Pipeline.process_frame diverged, so
 # some scheduling dependency remained (the lockstep world's UDP exchange had no barrier before 43e5907). Guidance changes also move
 # these outcomes, so an expected miss is xfail (not strict) with its cause; XPASS says a miss went away.
-FAMILY_SEEDS = (0, 1)
+def _family_seeds(spec: str | None) -> tuple[int, ...]:
+    """E2E_FAMILY_SEEDS: "0,1,2,3" or "0-3" (default 0 and 1, the seeds of the table below)."""
+    if not spec:
+        return (0, 1)
+    seeds: list[int] = []
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        seeds += list(range(int(lo), int(hi or lo) + 1))
+    return tuple(seeds)
+
+
+FAMILY_SEEDS = _family_seeds(os.environ.get("E2E_FAMILY_SEEDS"))
 # measured 2026-11-26 05:08-05:17 (`pytest -m "slow or not slow" tests/e2e/test_pipeline.py -k intercepts
 # -p no:cacheprovider`, 9 min) on e0c7e15 with sitl.toml shadow_below_rad = 0, models/detector.onnx md5
 # c6b122ea: 11 of 14 plus quick-0 (1.03 m) intercept, intercepts at 0.04-0.37 m. a9a488d removed a 5 ms
@@ -92,7 +104,26 @@ FAMILY_SEEDS = (0, 1)
 # every family at least once: crossing 0.53 / 1.35 m, head-on 0.43 / 0.09, loiter 0.06 / 0.07, FPV weave 0.91 / 1.32,
 # evasive-1 1.01, degraded-1 0.86, bird_clutter-0 0.21 m. With true_pn on the same tree: 10 of 14 (evasive 0/2,
 # fpv_weave-0 missing, degraded 2/2).
+# 2026-11-26 (session 8), f944413, seeds 2 and 3 (`E2E_FAMILY_SEEDS=2-3`), never tuned on: 8 of 14 (crossing 0/2,
+# head-on 1/2, loiter 2/2, FPV weave 1/2, evasive 1/2, degraded 1/2, bird clutter 2/2), so seeds 0-3: 19 of 28.
+_NOT_ANALYSED = "not analysed (session 8 measured seeds 2-3 once)"
 KNOWN_MISSES: dict[tuple[str, int], str] = {
+    ("shahed_crossing", 2): "miss 12.2 m, ends in reattack. 2 s of TERMINAL without a detection at 560-410 m let the LOS "
+                            "rate grow to 0.07 rad/s; PN then asked ~20 m/s^2 across the LOS and the airframe made ~8: "
+                            "the drag feed-forward is cut to its part along the LOS, and at 62 m/s with 30 deg of lead "
+                            "its part across (~8 m/s^2) works against the homing. Keeping it whole intercepts (1.2 m) but "
+                            "loses stern chases (1,000-run evasive 38 -> 19 of 40); with pursuit blended in at low "
+                            "closing speed the gate holds (0.991), crossing seeds 0-3 all intercept, but the families "
+                            "give 18 of 28 against 19 (session 8 note: not landed)",
+    ("shahed_crossing", 3): "miss 9.9 m, ends in reattack; intercepted (0.9 m) with the drag change of crossing-2",
+    ("shahed_headon", 2): "miss 16.5 m, ends awaiting authorization. Its track, confirmed at ~600 m, is lost 3.7 s later "
+                          "before the operator's check; the 52 m/s target then flies at us and the stand-off keeps us "
+                          "ahead of it at 25-45 m, backing off nose-up with the camera off it (as bird_clutter-1 at "
+                          "seed 1); re-acquired only after 33 s",
+    ("fpv_weave", 3): "miss 5.0 m, ends in acquire; " + _NOT_ANALYSED,
+    ("evasive", 3): "miss 24.0 m, ends in terminal: in TERMINAL the engaged track is classed bird four times "
+                    "(confuser_class -> ACQUIRE, re-acquired 1-7 s later each time)",
+    ("degraded", 2): "miss 2.0 m, ends in reattack; " + _NOT_ANALYSED,
     ("evasive", 0): "miss 9.35 m, ends in reattack. The 1.5 m target is confirmed only at ~100 m (in view but not "
                     "detected at 365-880 m; below the image from 365 to 85 m while braking to the stand-off); it then "
                     "evades at 42 m/s and 1.5 g: a tail chase at 10-16 m/s closing, PN saturated at 30 m/s^2 in the "
