@@ -115,9 +115,10 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
                             "loses stern chases (1,000-run evasive 38 -> 19 of 40); with pursuit blended in at low "
                             "closing speed the gate holds (0.991), crossing seeds 0-3 all intercept, but the families "
                             "give 18 of 28 against 19 (session 8 note: not landed)",
-    ("shahed_crossing", 3): "miss 9.9 m, ends in reattack; intercepted (0.9 m) with the drag change of crossing-2",
-    ("shahed_headon", 2): "miss 16.5 m, ends awaiting authorization. Its track, confirmed at ~600 m, is lost 3.7 s later "
-                          "before the operator's check; the 52 m/s target then flies at us and the stand-off keeps us "
+    ("shahed_crossing", 3): "miss 9.9 m, ends in reattack; intercepted with the drag change of crossing-2 (0.94 m, "
+                            "1.45 m with the pursuit blend)",
+    ("shahed_headon", 2): "miss 16.5 m, ends awaiting authorization. Its confirmed track is lost 3.7 s later, before "
+                          "the operator's check; the 52 m/s target then flies at us and the stand-off keeps us "
                           "ahead of it at 25-45 m, backing off nose-up with the camera off it (as bird_clutter-1 at "
                           "seed 1); re-acquired only after 33 s",
     ("fpv_weave", 3): "miss 5.0 m, ends in acquire; " + _NOT_ANALYSED,
