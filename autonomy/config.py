@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from autonomy.camera.model import Camera, CameraError, camera_from_dict, load_camera_toml
+from autonomy.camera.sources import FRAME_STAMPS
 from autonomy.engagement import EngagementConfig, EngagementError, engagement_config_from_dict
 from autonomy.runtime.pipeline import PipelineConfig, PipelineError
 
@@ -51,9 +52,6 @@ class LinkSettings:
     streamer_max_age_s: float = 0.2
     streamer_hand_back_after_s: float = 2.0
     tlog_path: str | None = None       # record the link here (set per flight by `autonomy fly` under record_dir)
-
-
-FRAME_STAMPS = ("none", "v4l2", "autopilot_time")
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class VideoFileSource:
 
 
 V4L2_MAX_AGE_S = 1.0   # a V4L2 buffer time older than this at the grab (or in the future) is not believed
+FRAME_STAMPS = ("none", "v4l2", "autopilot_time")   # where a live frame's capture time comes from (LiveCaptureSource)
 
 
 def v4l2_capture_time_s(buffer_ms: float, monotonic_now_s: float, clock_now_s: float,
@@ -139,8 +140,8 @@ class LiveCaptureSource:
     """
 
     def __init__(self, spec: str | int, clock: Clock, latency_s: float = 0.0, frame_stamp: str = "none") -> None:
-        if frame_stamp not in ("none", "v4l2", "autopilot_time"):
-            raise CameraError(f"unknown frame_stamp {frame_stamp!r} (none, v4l2, autopilot_time)")
+        if frame_stamp not in FRAME_STAMPS:
+            raise CameraError(f"unknown frame_stamp {frame_stamp!r} ({', '.join(FRAME_STAMPS)})")
         spec_p = parse_source_spec(spec)
         v4l2_dev = frame_stamp == "v4l2" and (isinstance(spec_p, int) or str(spec_p).startswith("/dev/video"))
         self._cap = _open_capture(spec_p, cv2.CAP_V4L2 if v4l2_dev else cv2.CAP_ANY)
