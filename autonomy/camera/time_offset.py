@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autonomy.camera.model import Camera
+from autonomy.camera.model import Camera, pixels_to_bearings_cam
 
 DEFAULT_GRID_S = tuple(np.round(np.arange(-0.06, 0.0601, 0.005), 4))
 MIN_TRIPLETS = 20          # consecutive-frame triplets needed for an estimate
@@ -71,13 +71,16 @@ def estimate_capture_offset(t_capture_s: np.ndarray, uv_px: np.ndarray,
         raise ValueError(f"capture offset: {len(t)} times but {len(uv)} pixels")
     order = np.argsort(t, kind="stable")
     t, uv = t[order], uv[order]
+    # the pixels' bearings in the camera frame do not depend on the shift: undistorted once, rotated per shift
+    # (Camera.pixels_to_los_ned's two steps)
+    b_cam = pixels_to_bearings_cam(camera.intrinsics, uv)
     rough, used = [], 0
     for d in grid_s:
         los = np.full((len(t), 3), np.nan)
-        for i, (ti, p) in enumerate(zip(t, uv, strict=True)):
+        for i, ti in enumerate(t):
             q = attitude_at(float(ti + d))
             if q is not None:
-                los[i] = camera.pixels_to_los_ned(p[None, :], np.asarray(q, dtype=np.float64))[0]
+                los[i] = b_cam[i] @ camera.r_ned_from_cam(np.asarray(q, dtype=np.float64)).T
         r, n = los_roughness(t + d, los)
         rough.append(r)
         used = max(used, n)
