@@ -259,6 +259,11 @@ class _SafetyAccount:
     def __init__(self) -> None:
         self.unauthorized = self.fence = self.nez = self.confuser = 0
         self.notes: list[dict] = []
+        # track id -> (class of the object it was on at its last measured frame, or None, and that frame's note):
+        # a coasting track is a prediction, not an observation, and stays attributed to what it last saw (a drone
+        # track coasting through the blind end of a pass swept its predicted LOS across a bird 500 m behind the
+        # target and counted as a confuser engaged: lockstep bird_clutter-6)
+        self._owner: dict[int, tuple[str | None, dict]] = {}
 
     def frame(self, r: StepResult, world: World, eng_cfg) -> None:
         from autonomy.engagement.gates import inside_geofence, zone_containing
@@ -269,12 +274,8 @@ class _SafetyAccount:
                 self.unauthorized = 1
             eid = r.output.engaged_track_id
             if eid is not None:
-                note = self._bird_note(world, eid)
-                objs = note["objects_class_angle_deg_range_m"]
-                best = min(objs, key=lambda o: o[1]) if objs else None
-                # a bird only when the track's LOS is on it (a coasting track's LOS can point nowhere near
-                # anything at close range: then it is attributed to no object)
-                if best is not None and best[0] == "bird" and best[1] <= self.ATTRIBUTION_TOL_DEG:
+                owner, note = self._attribute(r, world, eid)
+                if owner == "bird":
                     if not self.confuser:
                         self.notes.append(note)
                     self.confuser = 1
@@ -282,6 +283,20 @@ class _SafetyAccount:
                 self.nez = 1
         if not inside_geofence(own, eng_cfg.geofence):
             self.fence = 1
+
+    def _attribute(self, r: StepResult, world: World, track_id: int) -> tuple[str | None, dict]:
+        """The class of the object the track is on (its LOS within ATTRIBUTION_TOL_DEG of the object's, the
+        nearest in angle; None when none is) at its last measured frame, and that frame's note."""
+        tr = next((x for x in r.tracks if x.track_id == track_id), None)
+        if tr is not None and tr.misses > 0 and track_id in self._owner:
+            return self._owner[track_id]
+        note = self._bird_note(world, track_id)
+        objs = note["objects_class_angle_deg_range_m"]
+        best = min(objs, key=lambda o: o[1]) if objs else None
+        owner = best[0] if best is not None and best[1] <= self.ATTRIBUTION_TOL_DEG else None
+        if tr is not None:
+            self._owner[track_id] = (owner, note)
+        return owner, note
 
     @staticmethod
     def _bird_note(world: World, track_id: int) -> dict:
