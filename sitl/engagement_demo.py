@@ -510,6 +510,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--capture-time-error-ms", type=float, default=0.0,
                    help="tell the pipeline each frame's capture time off by up to this much (uniform, seeded): a "
                         "camera without a hardware timestamp")
+    p.add_argument("--scene-seed", type=int, default=None,
+                   help="seed of the rendered backgrounds (default: --seed): the same engagement against other "
+                        "scenery, to see how much an outcome owes to the detector's luck")
     return p
 
 
@@ -529,7 +532,7 @@ def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
     opts = RunOptions(perception=args.perception, model_path=args.model, video=not args.no_video,
                       config_path=args.config, t_max_s=args.t_max_s,
                       threads_n=args.threads, camera_latency_s=args.camera_latency_ms * 1e-3,
-                      capture_time_error_s=args.capture_time_error_ms * 1e-3)
+                      capture_time_error_s=args.capture_time_error_ms * 1e-3, scene_seed=args.scene_seed)
     print(f"{prog}: {sc.family} seed {sc.seed}, target {sc.target.kind} {sc.target_speed_mps:.0f} m/s at "
           f"{np.linalg.norm(sc.target.pos0_ned_m[:2]):.0f} m, perception {opts.perception}; report in {out}/",
           flush=True)

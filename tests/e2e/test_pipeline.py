@@ -67,6 +67,23 @@ def test_camera_latency_delays_frames_in_lockstep():
     assert 10.0 < off.latency["p99_ms"] <= 20.0 + now.latency["p99_ms"], off.latency
 
 
+def test_scene_seed_renders_other_scenery_for_the_same_engagement():
+    """``RunOptions.scene_seed`` (``autonomy sim --scene-seed``) seeds the rendered backgrounds only: the world's
+    renderer gets it (default: the scenario's seed), and the frames of the same pose differ."""
+    from sitl.video_server import quick_scenario
+
+    sc = quick_scenario(0)
+    worlds = []
+    for scene_seed in (None, 1000):
+        run_engagement(sc, RunOptions(perception="none", render_midcourse=True, t_max_s=0.3, scene_seed=scene_seed),
+                       on_world=worlds.append)
+    assert [w.renderer.scene.seed for w in worlds] == [sc.seed, 1000]
+    st = worlds[0].ap.state
+    frames = [w.renderer.render(st.pos_ned_m, st.q_body_to_ned, [], None, 0.0).image for w in worlds]
+    assert frames[0].shape == frames[1].shape
+    assert float(np.mean(np.abs(frames[0].astype(np.int16) - frames[1]))) > 1.0
+
+
 FAST = [("quick", 0)]          # sitl.video_server.quick_scenario: ~15 s of flight, the demo's scenario
 # every engageable scenario family with the same seeds (0 and 1; not picked to pass). Lockstep runs are
 # deterministic in practice: repeated plain runs of one seed on one tree gave identical flights (shahed_crossing-1
@@ -85,6 +102,14 @@ def _family_seeds(spec: str | None) -> tuple[int, ...]:
 
 
 FAMILY_SEEDS = _family_seeds(os.environ.get("E2E_FAMILY_SEEDS"))
+# E2E_FAMILY_SCENE_OFFSET=K renders each seed's engagement against the backgrounds of seed + K (same scenario, same
+# code; RunOptions.scene_seed). Measured 2026-11-26 (session 9) on 5bdb83e, seeds 0-7 (`E2E_FAMILY_SEEDS=0-7`):
+# 36 of 56 intercept with the seeds' own scenery, 39 of 56 with scene offset 1000, and 23 of the 56 outcomes differ
+# between the two (per family 3/8 -> 6/8 for the Shahed crossing and for degraded, 5/8 -> 3/8 for evasive and FPV
+# weave). So one run's outcome owes about as much to where the detector's luck falls as to the guidance, and
+# this table is not a judge of a guidance change: two arms of 56 runs differ by +-5 on noise alone. Judge a change
+# on seeds x scenes (112+ runs per arm, ~25 min each here) and on the truth campaign; see the session-9 note.
+SCENE_OFFSET = int(os.environ.get("E2E_FAMILY_SCENE_OFFSET", "0"))
 # measured 2026-11-26 05:08-05:17 (`pytest -m "slow or not slow" tests/e2e/test_pipeline.py -k intercepts
 # -p no:cacheprovider`, 9 min) on e0c7e15 with sitl.toml shadow_below_rad = 0, models/detector.onnx md5
 # c6b122ea: 11 of 14 plus quick-0 (1.03 m) intercept, intercepts at 0.04-0.37 m. a9a488d removed a 5 ms
@@ -107,6 +132,7 @@ FAMILY_SEEDS = _family_seeds(os.environ.get("E2E_FAMILY_SEEDS"))
 # 2026-11-26 (session 8), f944413, seeds 2 and 3 (`E2E_FAMILY_SEEDS=2-3`), never tuned on: 8 of 14 (crossing 0/2,
 # head-on 1/2, loiter 2/2, FPV weave 1/2, evasive 1/2, degraded 1/2, bird clutter 2/2), so seeds 0-3: 19 of 28.
 _NOT_ANALYSED = "not analysed (session 8 measured seeds 2-3 once)"
+_NOT_ANALYSED_9 = "not analysed (session 9 measured seeds 4-7 once)"
 KNOWN_MISSES: dict[tuple[str, int], str] = {
     ("shahed_crossing", 2): "miss 12.2 m, ends in reattack. 2 s of TERMINAL without a detection at 560-410 m let the LOS "
                             "rate grow to 0.07 rad/s; PN then asked ~20 m/s^2 across the LOS and the airframe made ~8: "
@@ -138,6 +164,22 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
                          "(not yet authorized), 7-30 deg up, so the 45 deg up-tilted camera looks above it. After a "
                          "loss, re-acquisition at 25-50 m took 'drone' tracks 26-63 deg off it (the cue gate, 6 deg + "
                          "3 x 10 m / range, is ~55 deg wide at 35 m)",
+    # seeds 4-7, measured once (session 9, 5bdb83e, `E2E_FAMILY_SEEDS=4-7`): 17 of 28
+    ("shahed_crossing", 4): "miss 4.63 m, ends in reattack; " + _NOT_ANALYSED_9,
+    ("shahed_crossing", 5): "miss 6.81 m, ends in reattack; " + _NOT_ANALYSED_9,
+    ("shahed_crossing", 7): "miss 4.06 m, ends in reattack; " + _NOT_ANALYSED_9,
+    ("shahed_headon", 6): "miss 14.4 m, ends in acquire: the detector calls the 2.5 m Shahed (~5 px at 480 m) a "
+                          "bird, the engagement refuses the confuser, and the stand-off braking (the cue's range) "
+                          "pitches the nose up to 60 deg, so the camera never sees it again",
+    ("fpv_weave", 4): "miss 6.30 m, ends in acquire; " + _NOT_ANALYSED_9,
+    ("fpv_weave", 5): "miss 14.8 m, ends in acquire: the 0.4 m quad is never detected. Not yet authorized, we brake "
+                      "for the stand-off from ~400 m on the cue's range (before the detector can see it), nose up, "
+                      "and then hover 20-30 m from it with it below the image for 40 s",
+    ("evasive", 7): "miss 3.37 m, ends in acquire; " + _NOT_ANALYSED_9,
+    ("degraded", 4): "miss 7.60 m, ends in reattack; " + _NOT_ANALYSED_9,
+    ("degraded", 6): "miss 3.18 m, ends in reattack; " + _NOT_ANALYSED_9,
+    ("degraded", 7): "miss 1.55 m, ends in terminal; " + _NOT_ANALYSED_9,
+    ("bird_clutter", 7): "miss 3.35 m, ends in reattack; " + _NOT_ANALYSED_9,
 }
 SLOW = [(f, s) for f in ("shahed_crossing", "shahed_headon", "recon_loiter", "fpv_weave", "evasive", "degraded",
                          "bird_clutter") for s in FAMILY_SEEDS]
@@ -148,7 +190,8 @@ def _fly(family: str, seed: int):
 
     model = _model_or_skip()
     sc = quick_scenario(seed) if family == "quick" else make_scenario(family, seed)
-    return sc, run_engagement(sc, RunOptions(perception="model", model_path=model))
+    scene = seed + SCENE_OFFSET if SCENE_OFFSET and family != "quick" else None
+    return sc, run_engagement(sc, RunOptions(perception="model", model_path=model, scene_seed=scene))
 
 
 # was xfail until 16:58: the track was lost every ~2.5 s in TERMINAL (altitude-floor step in the command,
@@ -167,7 +210,7 @@ def test_lockstep_engagement_intercepts(family, seed):
 
 def _family_params():
     for f, s in SLOW:
-        why = KNOWN_MISSES.get((f, s))
+        why = KNOWN_MISSES.get((f, s)) if not SCENE_OFFSET else None
         yield pytest.param(f, s, marks=[pytest.mark.xfail(strict=False, reason=why)] if why else [], id=f"{f}-{s}")
 
 
@@ -178,6 +221,9 @@ def test_lockstep_engagement_intercepts_each_family(family, seed):
     print(f"E2E {family} seed {seed}: {res.outcome}, miss {res.miss_distance_m:.2f} m, "
           f"t {res.t_intercept_s}, wall {res.wall_s:.0f} s")
     assert res.confusers_engaged == 0 and res.unauthorized_engagements == 0, res.safety_notes
+    if SCENE_OFFSET and not res.intercept:
+        # other scenery: a measurement (see SCENE_OFFSET); which runs miss is not known in advance, safety always is
+        pytest.xfail(f"scene offset {SCENE_OFFSET}: miss {res.miss_distance_m:.2f} m, ends in {res.final_state}")
     assert res.intercept, res.summary()
 
 
