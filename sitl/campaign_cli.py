@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                         "shipped detector needs more, see README)")
     p.add_argument("--t-max-s", type=float, default=None,
                    help="full mode: cap on simulated seconds per run (default: the scenario's)")
+    p.add_argument("--config", default=None,
+                   help="full mode: companion TOML every run flies (default autonomy/runtime/configs/sitl.toml): "
+                        "judge a configuration change on the same runs as the shipped one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -67,13 +70,21 @@ def main(argv: list[str] | None = None) -> int:
     if a.t_max_s is not None and (not full or a.t_max_s <= 0):
         print("autonomy campaign: --t-max-s needs --perception full and a positive value", file=sys.stderr)
         return 2
+    if a.config is not None and not full:
+        print("autonomy campaign: --config needs --perception full (truth runs fly the scenario's engagement "
+              "settings)", file=sys.stderr)
+        return 2
+    if a.config is not None and not Path(a.config).is_file():
+        print(f"autonomy campaign: --config {a.config}: no such file", file=sys.stderr)
+        return 2
     if a.min_detect_px is not None and (full or not a.min_detect_px > 0):
         print("autonomy campaign: --min-detect-px needs --perception truth and a positive value", file=sys.stderr)
         return 2
     cc = CampaignConfig(runs=a.runs, seed=a.seed, families=fams, perception=a.perception, workers=max(1, a.workers),
                         compare_pure_pursuit=not a.no_pure_pursuit and not full,
                         run=RunConfig(camera_tilt_up_deg=a.camera_tilt_deg, operator_authorizes_cue=a.operator == "cue",
-                                      min_detect_px=a.min_detect_px), full_t_max_s=a.t_max_s, law=a.law)
+                                      min_detect_px=a.min_detect_px), full_t_max_s=a.t_max_s, law=a.law,
+                        full_config_path=a.config)
     t0 = time.perf_counter()
     try:
         results = run_campaign(cc, progress=None if a.quiet else sys.stderr)
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: summary[k] for k in (*SUMMARY_KEYS, "runs", "wall_s")}))
     for f, s in summary["per_family"].items():
         print(f"  {f:16s} " + " ".join(f"{k}={s[k]:.3f}" if isinstance(s[k], float) else f"{k}={s[k]}"
-                                        for k in SUMMARY_KEYS))
+                                        for k in SUMMARY_KEYS) + f" ci95={s['intercept_rate_ci95']}")
     if "crossing_comparison" in summary:
         c = summary["crossing_comparison"]
         print(f"  crossing: PN rate {c['pn']['intercept_rate']} median miss {c['pn']['median_miss_distance_m']:.2f} m"

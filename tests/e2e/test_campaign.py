@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,11 +137,48 @@ def test_full_perception_campaign_two_runs(tmp_path):
     assert (tmp_path / "example_trajectories.png").stat().st_size > 1000
 
 
+def test_full_perception_campaign_flies_the_given_config(tmp_path):
+    """``--config``: every full-pipeline run flies that companion TOML (here sitl.toml with true PN instead of
+    augmented PN), and the summary says which file it was."""
+    from sitl.engagement_demo import SITL_CONFIG
+
+    src = Path(SITL_CONFIG)
+    text = src.read_text()
+    assert 'law = "augmented_pn"' in text
+    model = (src.parent / "../../../models/detector.onnx").resolve()
+    cfg = tmp_path / "true_pn.toml"
+    cfg.write_text(text.replace('law = "augmented_pn"', 'law = "true_pn"')
+                   .replace('model_path = "../../../models/detector.onnx"', f'model_path = "{model}"'))
+    s, runs = _full(tmp_path / "out", 1, 1, "--t-max-s", "6", "--config", str(cfg))
+    assert s["config"]["full_config_path"] == str(cfg)
+    assert [r["law"] for r in runs] == ["true_pn"]
+    lo, hi = s["intercept_rate_ci95"]
+    assert lo == 0.0 and 0.5 < hi < 1.0      # one run, no intercept: the rate is known to be below ~0.8
+
+
+def test_wilson_interval():
+    from sitl.campaign import wilson_interval
+
+    lo, hi = wilson_interval(36, 56)            # the lockstep families, seeds 0-7 (session 9)
+    assert lo == pytest.approx(0.512, abs=0.002) and hi == pytest.approx(0.755, abs=0.002)
+    assert wilson_interval(0, 0) is None
+    lo, hi = wilson_interval(10, 10)
+    assert hi == 1.0 and 0.69 < lo < 0.73       # 0.722: ten of ten is not proof of 0.97
+    # more runs, narrower interval around the same rate
+    few, many = wilson_interval(18, 28), wilson_interval(72, 112)
+    assert few[1] - few[0] > many[1] - many[0]
+
+
 def test_full_perception_arguments(tmp_path, capsys):
     assert campaign_cli.main(["--runs", "2", "--families", "quick", "--out", str(tmp_path), "--quiet"]) == 2
     assert "unknown family" in capsys.readouterr().err   # quick is a full-pipeline family only
     assert campaign_cli.main(["--runs", "2", "--t-max-s", "5", "--out", str(tmp_path), "--quiet"]) == 2
     assert "--perception full" in capsys.readouterr().err
+    assert campaign_cli.main(["--runs", "2", "--config", "x.toml", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "--perception full" in capsys.readouterr().err
+    assert campaign_cli.main(["--perception", "full", "--runs", "1", "--config", str(tmp_path / "none.toml"),
+                              "--out", str(tmp_path), "--quiet"]) == 2
+    assert "no such file" in capsys.readouterr().err
 
 
 def test_bad_family_is_refused(tmp_path, capsys):
