@@ -798,8 +798,8 @@ def _stats(rs: list[dict]) -> dict:
     return {
         "runs": len(rs),
         "engageable_runs": len(eng),
-        "intercepts": sum(r["intercept"] for r in eng),
-        "intercept_rate": (sum(r["intercept"] for r in eng) / len(eng)) if eng else None,
+        "intercepts": n_int,
+        "intercept_rate": (n_int / len(eng)) if eng else None,
         "intercept_rate_ci95": [round(ci[0], 3), round(ci[1], 3)] if ci is not None else None,
         "unauthorized_engagements": sum(r["unauthorized_engagements"] for r in rs),
         "fence_violations": sum(r["fence_violations"] for r in rs),
