@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# One GPU call: train variants FROM SCRATCH (the shipped v1 layout unless a variant says otherwise) on the real
+# training clips plus base AND terminal-homing renders, then measure each on the held-out real clips and, with the
+# shipped model beside them, on the simulator's own renders (models.sim_eval). Session 10 (MODEL_CARD.md).
+#   DATA=path/to/shared/data OUT=outdir MINUTES=5 VARIANTS="A|;B|--synthetic-weight 2" bash models/train_homing_gpu.sh
+# Everything a run leaves comes back as $OUT/train.tgz (weights, logs) and $OUT/eval.tgz (reports).
+set -u
+DATA=${DATA:-../shared/data}; OUT=${OUT:-/tmp/th}; MINUTES=${MINUTES:-5}; PY=${PY:-python3}; W=${WORKERS:-16}
+VARIANTS=${VARIANTS:-"A|;B|--synthetic-weight 2"}; RENDER_S=${RENDER_S:-100}
+N_HOMING=${N_HOMING:-1600}; N_BASE=${N_BASE:-2560}; SIM_N=${SIM_N:-16}; EVERY=${EVERY:-3}
+R=/tmp/th_res; mkdir -p "$OUT" "$R"; export PYTHONUNBUFFERED=1
+t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+el "render $N_HOMING homing + $N_BASE base frames (at most $RENDER_S s)"
+( timeout "$RENDER_S" $PY -m sitl.render.dataset --out /tmp/syn_h --n "$N_HOMING" --seed 300 --homing-fraction 1.0 \
+    --distractor-fraction 0.35 --workers $(( W / 2 )) > "$R/render_h.log" 2>&1 ) &
+( timeout "$RENDER_S" $PY -m sitl.render.dataset --out /tmp/syn_b --n "$N_BASE" --seed 100 --workers $(( W / 2 )) \
+    > "$R/render_b.log" 2>&1 ) &
+wait
+SYN=""  # a render cut short by its time limit still leaves usable frames
+for d in /tmp/syn_h /tmp/syn_b; do n=$(ls $d/labels 2>/dev/null | wc -l); el "$d: $n labels"; [ "$n" -gt 100 ] && SYN="$SYN $d"; done
+[ -n "$SYN" ] || { echo "no synthetic frames rendered"; tail "$R"/render_*.log; exit 1; }
+IFS=';' read -ra VS <<< "$VARIANTS"; names=()
+for v in "${VS[@]}"; do
+  name=${v%%|*}; targs=${v#*|}; names+=("$name")
+  timeout $(( ${MINUTES%.*} * 60 + 150 )) $PY -m models.train --data "$DATA" --device "${DEVICE:-cuda}" \
+      --steps "${STEPS:-60000}" --minutes "$MINUTES" --batch "${BATCH:-384}" --lr 4e-3 --every "${TRAIN_EVERY:-2}" \
+      --synthetic $SYN --out "$R/$name.onnx" $targs > "$R/train_$name.log" 2>&1 &
+done
+wait; el "trained"; grep -h -E "wrote|Error|error" "$R"/train_*.log
+tar czf "$OUT/train.tgz" -C "$R" . ; el "train.tgz written"
+models=()
+for n in "${names[@]}"; do
+  [ -f "$R/$n.onnx" ] || continue; models+=(--model "$R/$n.onnx")
+  $PY -m models.evaluate --model "$R/$n.onnx" --data "$DATA" --every "$EVERY" --workers $(( W / 2 )) \
+      --out "$R/heldout_${n}_iou05.json" > "$R/heldout_$n.txt" 2>&1 &
+done
+$PY -m models.sim_eval --model models/detector.onnx "${models[@]}" --n "$SIM_N" --out "$R/sim_eval.json" \
+    > "$R/sim_eval.txt" 2>&1 &
+wait; el "evaluated"
+for n in "${names[@]}"; do echo "== $n"; grep -E "CLOSE\+MEDIUM|ALL" "$R/heldout_$n.txt"; done
+cat "$R/sim_eval.txt" | tail -40
+tar czf "$OUT/eval.tgz" -C "$R" . ; el "end"
