@@ -58,6 +58,8 @@ class RunOptions:
                                           # the scenario): how much a camera without a hardware timestamp costs
     scene_seed: int | None = None
     threads_n: int = 1
+    uplink_delay_s: float = 0.0           # setpoints (and every message) reach the autopilot this much later
+                                          # (WorldConfig.uplink_delay_s): the companion's processing + link
 
 
 @dataclass
@@ -144,6 +146,8 @@ def run_engagement(sc: Scenario, opts: RunOptions = RunOptions(), out_dir: Path 
     detector = make_detector(opts, cfg)
     renderer = Renderer(cam, SceneParams(seed=sc.seed if opts.scene_seed is None else opts.scene_seed))
     wcfg = replace(world_config or WorldConfig(), camera=cam)
+    if opts.uplink_delay_s > 0.0:
+        wcfg = replace(wcfg, uplink_delay_s=opts.uplink_delay_s)
     world = World(sc, wcfg, bridge_config=cfg.bridge_config(), renderer=renderer)
     recorder = FlightRecorder(out_dir / "flight.jsonl") if out_dir is not None else None
     video = None
@@ -510,6 +514,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--capture-time-error-ms", type=float, default=0.0,
                    help="tell the pipeline each frame's capture time off by up to this much (uniform, seeded): a "
                         "camera without a hardware timestamp")
+    p.add_argument("--uplink-delay-ms", type=float, default=0.0,
+                   help="setpoints reach the autopilot this late (the companion's processing and the serial link; "
+                        "with --camera-latency-ms, the delays of a real-time flight, deterministically)")
     p.add_argument("--scene-seed", type=int, default=None,
                    help="seed of the rendered backgrounds (default: --seed): the same engagement against other "
                         "scenery, to see how much an outcome owes to the detector's luck")
@@ -519,8 +526,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if not (args.camera_latency_ms >= 0.0 and args.capture_time_error_ms >= 0.0):
-        parser.error("--camera-latency-ms and --capture-time-error-ms must be >= 0")
+    if not (args.camera_latency_ms >= 0.0 and args.capture_time_error_ms >= 0.0 and args.uplink_delay_ms >= 0.0):
+        parser.error("--camera-latency-ms, --capture-time-error-ms and --uplink-delay-ms must be >= 0")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.scenario == "quick":
@@ -532,7 +539,8 @@ def main(argv: list[str] | None = None, prog: str = "autonomy demo") -> int:
     opts = RunOptions(perception=args.perception, model_path=args.model, video=not args.no_video,
                       config_path=args.config, t_max_s=args.t_max_s,
                       threads_n=args.threads, camera_latency_s=args.camera_latency_ms * 1e-3,
-                      capture_time_error_s=args.capture_time_error_ms * 1e-3, scene_seed=args.scene_seed)
+                      capture_time_error_s=args.capture_time_error_ms * 1e-3, scene_seed=args.scene_seed,
+                      uplink_delay_s=args.uplink_delay_ms * 1e-3)
     print(f"{prog}: {sc.family} seed {sc.seed}, target {sc.target.kind} {sc.target_speed_mps:.0f} m/s at "
           f"{np.linalg.norm(sc.target.pos0_ned_m[:2]):.0f} m, perception {opts.perception}; report in {out}/",
           flush=True)

@@ -255,6 +255,9 @@ class WorldConfig:
     # depend on OS scheduling: only for showing that race (tests/e2e/test_lockstep_determinism.py)
     lockstep_barrier: bool = True
     barrier_timeout_s: float = 5.0      # wall-clock bound of one barrier wait (then WorldError: lost datagram)
+    # what the companion sends reaches the autopilot's controller this much later (its processing time and the
+    # serial link in a real flight, 0 in lockstep otherwise): with the camera latency, real time's delays
+    uplink_delay_s: float = 0.0
 
 
 class LabelDetector:
@@ -303,7 +306,8 @@ class World:
                        "MPC_TILTMAX_AIR": 75.0,
                        # the simulated ground station talks to the companion only: no GCS link-loss failsafe
                        "NAV_DLL_ACT": 0})
-        self.ap = Px4Autopilot(SimConfig(wind=scenario.wind, seed=scenario.seed), params,
+        self.ap = Px4Autopilot(SimConfig(wind=scenario.wind, seed=scenario.seed, uplink_delay_s=config.uplink_delay_s),
+                               params,
                                [UdpLink(ap_port, self.bridge_port)])
         bc = bridge_config or BridgeConfig(LinkConfig(f"udpin:127.0.0.1:{self.bridge_port}"))
         if not bc.link.url.endswith(f":{self.bridge_port}"):

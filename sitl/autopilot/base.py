@@ -48,6 +48,9 @@ class SimConfig:
     estimator_ready_s: float = 3.0           # boot time until a position estimate exists (real: 5 s / 41 s)
     unix_time_at_boot_s: float = 1_764_000_000.0
     airframe: MultirotorParams = field(default_factory=MultirotorParams)
+    # a message is handled this long after it arrives (whole physics ticks): the companion's processing and the
+    # link to the flight controller, which the lockstep world otherwise delivers within the tick it was sent in
+    uplink_delay_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class Autopilot:
         self.compid = 1
         self._rng = np.random.default_rng(config.seed)
         self._ticks = 0
+        self._uplink_queue: list = []   # (tick due, link, messages) held back by config.uplink_delay_s
         yaw0 = math.radians(config.home_yaw_deg)
         self.state = MultirotorState(q_body_to_ned=np.array([math.cos(yaw0 / 2), 0.0, 0.0, math.sin(yaw0 / 2)]))
         self._gust = np.zeros(3)
@@ -169,6 +173,11 @@ class Autopilot:
         pending = [(ls, ls.link.poll()) for ls in self.links]
         if not self.booted():
             return
+        if self.config.uplink_delay_s > 0.0:
+            due_tick = self._ticks + round(self.config.uplink_delay_s / self.config.physics_dt_s)
+            self._uplink_queue.extend((due_tick, ls, msgs) for ls, msgs in pending if msgs)
+            pending = [(ls, msgs) for due, ls, msgs in self._uplink_queue if due <= self._ticks]
+            self._uplink_queue = [q for q in self._uplink_queue if q[0] > self._ticks]
         for ls, msgs in pending:
             for msg in msgs:
                 src = msg.get_srcSystem(), msg.get_srcComponent()

@@ -529,3 +529,26 @@ def test_fuzzed_messages_never_crash(flavour, rng):
     finally:
         tx.close()
         link.close()
+
+
+def test_uplink_delay_holds_what_the_companion_sends_back():
+    """``SimConfig.uplink_delay_s`` (the lockstep world's ``--uplink-delay-ms``): a set-point acts that much later,
+    in whole physics ticks, as the companion's processing and the serial link delay it in a real flight."""
+    t_resp = {}
+    for delay_s in (0.0, 0.06):
+        hh = Px4Harness(uplink_delay_s=delay_s)
+        try:
+            hh.step(3.2)
+            hh.takeoff_offboard(10.0)
+            hh.stream(mask=VEL_ONLY, vel=(0, 0, 0))
+            hh.step(3.0)
+            assert abs(hh.ap.vel_ned_mps[0]) < 0.02
+            hh.stream(mask=VEL_ONLY, vel=(8, 0, 0))
+            t0 = hh.ap.t_s
+            while hh.ap.vel_ned_mps[0] < 0.05 and hh.ap.t_s < t0 + 1.0:
+                hh.step(0.01)
+            t_resp[delay_s] = hh.ap.t_s - t0
+        finally:
+            hh.close()
+    assert t_resp[0.0] < 0.2, t_resp
+    assert t_resp[0.06] - t_resp[0.0] == pytest.approx(0.06, abs=0.011), t_resp
