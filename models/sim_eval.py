@@ -15,7 +15,10 @@ range) is near the image centre, roll +-35 deg, body rates ~0.4 rad/s (rotation 
   and its class is "drone" (the best-scoring overlapping detection decides);
 * ``confuser``: share where that detection is a confuser class (bird / airplane / helicopter);
 * both for the full frame (letterboxed to the runtime input size) and for a native-resolution ROI window (the
-  pipeline's re-detection around a track: 256 px, centred 50 px off the target).
+  pipeline's re-detection around a track: 256 px, centred 50 px off the target); for a box larger than
+  ``roi_target_box_px`` (``[pipeline]`` of the sim config, 32 px since 2026-11-27) the pipeline's window instead,
+  ``roi_box_factor`` x the box, shrunk so that the box is that size (``--roi-target-box-px 0``: always the native
+  256 px window, as the tables measured before that date).
 
 For birds "drone" is the false-alarm share. ``ap``: per range and over all ranges (DESIGN's detection metric on
 synthetic renders), AP50 of the "drone" class against the exact boxes of the drone kinds (full frame, scores
@@ -149,13 +152,16 @@ def _ap_groups(model_det, cases: list[RenderCase], clutter: list[np.ndarray]) ->
     return out
 
 
-def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.ndarray]) -> dict:
-    """Per (kind, range): counts and shares for full frame and ROI; AP per range; clutter drone FPs per frame."""
+def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.ndarray],
+                   roi_target_box_px: float | None = None) -> dict:
+    """Per (kind, range): counts and shares for full frame and ROI; AP per range; clutter drone FPs per frame.
+    ``roi_target_box_px``: None = the sim config's pipeline value, 0 = native ROI windows."""
     from autonomy.config import load_config
     from autonomy.perception.detector import Detector
     from sitl.engagement_demo import SITL_CONFIG
 
     cfg = load_config(SITL_CONFIG)
+    target_px = cfg.pipeline.roi_target_box_px if roi_target_box_px is None else roi_target_box_px
 
     def model_det(**kw) -> Detector:
         return Detector(replace(cfg.detector, model_path=str(model_path), intra_op_threads_n=1, **kw))
@@ -170,7 +176,11 @@ def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.nd
         full = _verdict(det.detect(c.image, 0.0), c.box_xyxy_px)
         centre = ((c.box_xyxy_px[0] + c.box_xyxy_px[2]) / 2 + ROI_OFFSET_PX[0],
                   (c.box_xyxy_px[1] + c.box_xyxy_px[3]) / 2 + ROI_OFFSET_PX[1])
-        roi = _verdict(det.detect_roi(c.image, centre, ROI_SIZE_PX, 0.0), c.box_xyxy_px)
+        box_px = float(max(c.box_xyxy_px[2] - c.box_xyxy_px[0], c.box_xyxy_px[3] - c.box_xyxy_px[1]))
+        scale = min(1.0, target_px / box_px) if target_px > 0 and box_px > 0 else 1.0
+        # a shrunk window is the pipeline's: roi_box_factor x the box (the 256 px one is for few-pixel targets)
+        side = ROI_SIZE_PX if scale >= 1.0 else max(cfg.pipeline.roi_min_px, cfg.pipeline.roi_box_factor * box_px)
+        roi = _verdict(det.detect_roi(c.image, centre, side, 0.0, scale=scale), c.box_xyxy_px)
         for mode, v in (("full", full), ("roi", roi)):
             if v == "drone":
                 cell[f"{mode}_drone"] += 1
@@ -180,13 +190,16 @@ def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.nd
         for k in ("full_drone", "full_confuser", "roi_drone", "roi_confuser"):
             cell[k + "_share"] = round(cell[k] / cell["n"], 3) if cell["n"] else None
     fp = [sum(1 for cid in det.detect(img, 0.0).class_ids if det.class_names[cid] == "drone") for img in clutter]
-    return {"model": str(model_path), "cells": cells, "ap": _ap_groups(model_det, cases, clutter),
+    return {"model": str(model_path), "roi_target_box_px": target_px, "cells": cells,
+            "ap": _ap_groups(model_det, cases, clutter),
             "clutter": {"frames": len(clutter), "drone_fp_per_frame": round(float(np.mean(fp)), 3) if fp else None,
                         "frames_with_fp": round(float(np.mean([f > 0 for f in fp])), 3) if fp else None}}
 
 
 def format_table(result: dict) -> str:
-    lines = [f"{result['model']}", "  kind         range  n   full drone/conf   roi drone/conf"]
+    t = result.get("roi_target_box_px") or 0
+    roi = f"roi (boxes > {t:.0f} px shrunk)" if t > 0 else "roi (native)"
+    lines = [f"{result['model']}", f"  kind         range  n   full drone/conf   {roi} drone/conf"]
     for cell in result["cells"].values():
         lines.append(f"  {cell['kind']:11s} {cell['range_m']:5.0f} m {cell['n']:2d}   "
                      f"{cell['full_drone_share']:.2f} / {cell['full_confuser_share']:.2f}       "
@@ -208,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ranges-m", default=",".join(f"{r:.0f}" for r in RANGES_M))
     ap.add_argument("--clutter-frames", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--roi-target-box-px", type=float, default=None,
+                    help="shrink ROI windows so that a larger box is this size (default: the sim config's "
+                         "[pipeline] roi_target_box_px; 0 = native resolution)")
     ap.add_argument("--out", type=Path, help="write the JSON report here")
     args = ap.parse_args(argv)
     for m in args.model:
@@ -222,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(cases)} target renders, {len(clutter)} clutter frames ({time.perf_counter() - t0:.0f} s)", flush=True)
     results = []
     for m in args.model:
-        r = evaluate_model(m, cases, clutter)
+        r = evaluate_model(m, cases, clutter, args.roi_target_box_px)
         results.append(r)
         print(format_table(r), flush=True)
     if args.out:

@@ -220,14 +220,18 @@ class Detector:
                             np.concatenate([p[2] for p in parts]), t_capture_s, (h, w))
 
     def detect_roi(self, frame: np.ndarray, center_uv_px: tuple[float, float], size_px: float | tuple[float, float],
-                   t_capture_s: float = 0.0) -> Detections:
+                   t_capture_s: float = 0.0, scale: float = 1.0) -> Detections:
         """Re-detect at native resolution in a window of ``size_px`` (side, or (w, h)) centred on
         ``center_uv_px`` (pixel u right, v down) — e.g. a track's predicted position. The window is
         clipped to the frame; boxes come back in pixels of the full frame.
 
         Our dynamic-size model runs on the crop as is (rounded up to a multiple of 32); a fixed-size YOLO
         export gets the crop letterboxed to its input (an upscale, never a downscale, for small windows).
+        ``scale`` < 1 shrinks the window by that factor first (dynamic-size models): a target much larger than
+        the few-pixel drones the model is made for is brought back to the size it sees best.
         """
+        if not 0.0 < scale <= 1.0:
+            raise FrameError(f"ROI scale must be in (0, 1], got {scale}")
         bgr = as_bgr(frame)
         h, w = bgr.shape[:2]
         sw, sh = (size_px, size_px) if np.isscalar(size_px) else size_px
@@ -245,7 +249,7 @@ class Detector:
         y0 = int(np.clip(round(cv - sh / 2), 0, h - sh))
         crop = bgr[y0:y0 + sh, x0:x0 + sw]
         if self.dynamic_size:
-            net_wh = (int(np.ceil(sw / m) * m), int(np.ceil(sh / m) * m))
+            net_wh = (int(np.ceil(sw * scale / m) * m), int(np.ceil(sh * scale / m) * m))
         else:
             net_wh = self.input_wh_px
         b, s, c = self._run(crop, net_wh)

@@ -109,6 +109,9 @@ FAMILY_SEEDS = _family_seeds(os.environ.get("E2E_FAMILY_SEEDS"))
 # weave). So one run's outcome owes about as much to where the detector's luck falls as to the guidance, and
 # this table is not a judge of a guidance change: two arms of 56 runs differ by +-5 on noise alone. Judge a change
 # on seeds x scenes (112+ runs per arm, ~25 min each here) and on the truth campaign; see the session-9 note.
+# Session 12 (2026-11-27), with the pipeline's shrunk ROI windows for large boxes (roi_target_box_px = 32): 38 of 56
+# with the seeds' own scenery, 36 of 56 with offset 1000 (74 of 112 against 75): Shahed crossing 4/8 and 8/8 (3/8 and
+# 6/8 before), evasive 4/8 and 1/8 (5/8, 3/8), FPV weave 4/8 and 2/8 (5/8, 3/8); fpv_weave-0 now misses (below).
 SCENE_OFFSET = int(os.environ.get("E2E_FAMILY_SCENE_OFFSET", "0"))
 # measured 2026-11-26 05:08-05:17 (`pytest -m "slow or not slow" tests/e2e/test_pipeline.py -k intercepts
 # -p no:cacheprovider`, 9 min) on e0c7e15 with sitl.toml shadow_below_rad = 0, models/detector.onnx md5
@@ -164,6 +167,10 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
                          "(not yet authorized), 7-30 deg up, so the 45 deg up-tilted camera looks above it. After a "
                          "loss, re-acquisition at 25-50 m took 'drone' tracks 26-63 deg off it (the cue gate, 6 deg + "
                          "3 x 10 m / range, is ~55 deg wide at 35 m)",
+    ("fpv_weave", 0): "miss 8.33 m, ends in terminal, since the pipeline shrinks the ROI window of large boxes "
+                      "(roi_target_box_px, session 12; it intercepted at 0.91 m before). Not analysed: the 0.4 m quad "
+                      "is under 32 px until the last 13 m, so the window change reaches this run through other tracks "
+                      "and the chaos of the seeds (see SCENE_OFFSET above)",
     # seeds 4-7, measured once (session 9, 5bdb83e, `E2E_FAMILY_SEEDS=4-7`): 17 of 28
     ("shahed_crossing", 4): "miss 4.63 m, ends in reattack; " + _NOT_ANALYSED_9,
     ("shahed_crossing", 5): "miss 6.81 m, ends in reattack; " + _NOT_ANALYSED_9,

@@ -34,6 +34,10 @@ def test_shipped_model_finds_rendered_wings_and_the_report_adds_up(tmp_path):
                           "--clutter-frames", "3", "--out", str(out)]) == 0
     rep = json.loads(out.read_text())
     (res,) = rep["results"]
+    from autonomy.config import load_config
+    from sitl.engagement_demo import SITL_CONFIG
+
+    assert res["roi_target_box_px"] == load_config(SITL_CONFIG).pipeline.roi_target_box_px > 0  # as the pipeline
     cells = res["cells"]
     assert set(cells) == {"shahed@80m", "shahed@160m", "bird@80m", "bird@160m"}
     for cell in cells.values():
