@@ -84,6 +84,7 @@ class PipelineConfig:
                                         # trusts the cue's range; with a wrong cue (the replay test's synthetic
                                         # 400 m cue on a close drone video) it drops the target
     roi_max_box_px: float = 160.0       # no ROI re-detection for a track whose predicted box is larger than this
+                                        # (the full frame sees it; the window would be most of the image)
     # (0 = off) a track whose predicted box is larger than this is re-detected in its window shrunk so that the box
     # is this size: the shipped model, made for few-pixel drones, breaks a 45-105 px wing up into parts. Shahed and
     # fixed wing at 30-80 m, `python -m models.sim_eval --kinds shahed,fixed_wing --ranges-m 30,40,60,80 --n 24`:
@@ -91,7 +92,6 @@ class PipelineConfig:
     # against 9 of 48. Closed loop (lockstep families seeds 0-7, two sceneries): 74 of 112 against 75, see
     # tests/e2e/test_pipeline.py
     roi_target_box_px: float = 32.0
-                                        # (the full frame sees it; the window would be most of the image)
     cross_class_nms_iou: float = 0.0    # one box per object: of boxes of different classes overlapping by more
                                         # than this, keep the best-scoring one (0: off). The shipped model often
                                         # puts a "drone" and a "bird" box on one small target; both start tracks.
