@@ -161,7 +161,8 @@ def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.nd
     from sitl.engagement_demo import SITL_CONFIG
 
     cfg = load_config(SITL_CONFIG)
-    target_px = cfg.pipeline.roi_target_box_px if roi_target_box_px is None else roi_target_box_px
+    pipe_cfg = cfg.pipeline if roi_target_box_px is None else replace(cfg.pipeline,
+                                                                      roi_target_box_px=roi_target_box_px)
 
     def model_det(**kw) -> Detector:
         return Detector(replace(cfg.detector, model_path=str(model_path), intra_op_threads_n=1, **kw))
@@ -177,9 +178,9 @@ def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.nd
         centre = ((c.box_xyxy_px[0] + c.box_xyxy_px[2]) / 2 + ROI_OFFSET_PX[0],
                   (c.box_xyxy_px[1] + c.box_xyxy_px[3]) / 2 + ROI_OFFSET_PX[1])
         box_px = float(max(c.box_xyxy_px[2] - c.box_xyxy_px[0], c.box_xyxy_px[3] - c.box_xyxy_px[1]))
-        scale = min(1.0, target_px / box_px) if target_px > 0 and box_px > 0 else 1.0
-        # a shrunk window is the pipeline's: roi_box_factor x the box (the 256 px one is for few-pixel targets)
-        side = ROI_SIZE_PX if scale >= 1.0 else max(cfg.pipeline.roi_min_px, cfg.pipeline.roi_box_factor * box_px)
+        side, scale = pipe_cfg.roi_window(box_px)
+        if scale >= 1.0:
+            side = ROI_SIZE_PX  # a shrunk window is the pipeline's; the 256 px one is for few-pixel targets
         roi = _verdict(det.detect_roi(c.image, centre, side, 0.0, scale=scale), c.box_xyxy_px)
         for mode, v in (("full", full), ("roi", roi)):
             if v == "drone":
@@ -190,7 +191,7 @@ def evaluate_model(model_path: str, cases: list[RenderCase], clutter: list[np.nd
         for k in ("full_drone", "full_confuser", "roi_drone", "roi_confuser"):
             cell[k + "_share"] = round(cell[k] / cell["n"], 3) if cell["n"] else None
     fp = [sum(1 for cid in det.detect(img, 0.0).class_ids if det.class_names[cid] == "drone") for img in clutter]
-    return {"model": str(model_path), "roi_target_box_px": target_px, "cells": cells,
+    return {"model": str(model_path), "roi_target_box_px": pipe_cfg.roi_target_box_px, "cells": cells,
             "ap": _ap_groups(model_det, cases, clutter),
             "clutter": {"frames": len(clutter), "drone_fp_per_frame": round(float(np.mean(fp)), 3) if fp else None,
                         "frames_with_fp": round(float(np.mean([f > 0 for f in fp])), 3) if fp else None}}

@@ -116,6 +116,14 @@ class PipelineConfig:
         if not (0.0 < self.template_min_ncc < 1.0 and self.template_max_frames_n >= 1):
             raise PipelineError("template_min_ncc in (0, 1) and template_max_frames_n >= 1 are required")
 
+    def roi_window(self, box_px: float) -> tuple[float, float]:
+        """Re-detection window around a track whose predicted box's larger side is ``box_px``: the window's side
+        (px of the frame, ``roi_box_factor`` x the box, at least ``roi_min_px``) and the factor it is shrunk by
+        before detection (< 1 for a box over ``roi_target_box_px``)."""
+        side = max(self.roi_min_px, self.roi_box_factor * box_px)
+        t = self.roi_target_box_px
+        return side, (min(1.0, t / box_px) if t > 0 and box_px > 0 else 1.0)
+
 
 @dataclass
 class StepResult:
@@ -296,16 +304,15 @@ class Pipeline:
                 if n_roi >= cfg.roi_max_tracks_n:
                     break
                 box = self.tracker.predict_box(tr.track_id, q, t_cap)
-                if box is None or max(box[2] - box[0], box[3] - box[1]) > cfg.roi_max_box_px:
+                box_px = None if box is None else float(max(box[2] - box[0], box[3] - box[1]))
+                if box_px is None or box_px > cfg.roi_max_box_px:
                     continue
                 n_roi += 1
                 cu, cv = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
                 if not (0 <= cu < w and 0 <= cv < h):
                     continue
-                side = max(cfg.roi_min_px, cfg.roi_box_factor * max(box[2] - box[0], box[3] - box[1]))
+                side, scale = cfg.roi_window(box_px)
                 side = min(side, float(min(w, h)))
-                box_px = max(box[2] - box[0], box[3] - box[1])
-                scale = min(1.0, cfg.roi_target_box_px / box_px) if cfg.roi_target_box_px > 0 and box_px > 0 else 1.0
                 roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale)
                 dets = merge_detections(dets, roi, cfg.roi_merge_iou)
                 rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))

@@ -162,14 +162,15 @@ def test_shipped_model_finds_a_synthetic_dark_quad_in_roi(ours):
 def test_shrunk_roi_finds_large_wings_the_native_window_breaks_up():
     """A 2.5 m delta wing at 30-40 m covers 85-105 px; the shipped model, made for few-pixel drones, finds it in a
     native-resolution window in few of the simulator's homing views (it fires on parts of it, or not at all),
-    and in many more once the window is shrunk so that the wing is ~28 px (the pipeline's roi_target_box_px)."""
+    and in many more in the pipeline's window, shrunk so that the wing is roi_target_box_px (32) across."""
     from dataclasses import replace
 
     from autonomy.config import load_config
     from models.sim_eval import ROI_OFFSET_PX, approach_cases
     from sitl.engagement_demo import SITL_CONFIG
 
-    det = Detector(replace(load_config(SITL_CONFIG).detector, model_path=str(DEFAULT_MODEL_PATH)))
+    cfg = load_config(SITL_CONFIG)
+    det = Detector(replace(cfg.detector, model_path=str(DEFAULT_MODEL_PATH)))
     hits = {1.0: 0, "shrunk": 0}
     cases = approach_cases(("shahed",), (30.0, 40.0), n=12)
     for c in cases:
@@ -177,8 +178,10 @@ def test_shrunk_roi_finds_large_wings_the_native_window_breaks_up():
         side_px = max(box[2] - box[0], box[3] - box[1])
         assert side_px > 40.0
         centre = (0.5 * (box[0] + box[2]) + ROI_OFFSET_PX[0], 0.5 * (box[1] + box[3]) + ROI_OFFSET_PX[1])
-        for key, scale in ((1.0, 1.0), ("shrunk", 28.0 / side_px)):
-            d = det.detect_roi(c.image, centre, 4.0 * side_px, 0.0, scale=scale)
+        window_px, shrink = cfg.pipeline.roi_window(side_px)
+        assert shrink < 1.0
+        for key, scale in ((1.0, 1.0), ("shrunk", shrink)):
+            d = det.detect_roi(c.image, centre, window_px, 0.0, scale=scale)
             drone = np.array([det.class_names[k] == "drone" for k in d.class_ids], bool)
             if drone.any() and iou_matrix(d.xyxy_px[drone], box[None, :]).max() >= 0.3:  # full-frame pixels
                 hits[key] += 1
