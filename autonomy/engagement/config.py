@@ -139,6 +139,12 @@ class EngagementConfig:
     # LOS, target velocity held, our own velocity change since then known) for at most this long; beyond,
     # and for fresh tracks beyond 0.5 s of latency, the LOS is propagated with its rate
     coast_propagate_max_s: float = 2.0
+    # (0 = off) the vehicle's control lag (attitude response + uplink delay, s), modelled as first order: with
+    # law augmented_pn, terminal homing uses laws.lag_compensated_apn (Zarchan's optimal guidance for that lag:
+    # the gain rises as time-to-go falls to a few lags, capped at lag_max_nav_gain, and the acceleration the
+    # lagged past commands still make is taken off the zero-effort miss)
+    control_lag_s: float = 0.0
+    lag_max_nav_gain: float = 12.0
     geofence: GeofenceConfig = field(default_factory=GeofenceConfig)
     no_engage_zones: tuple[Zone, ...] = ()
 
@@ -154,6 +160,8 @@ class EngagementConfig:
                 and self.span_check_min_px >= 0.0):
             raise EngagementError("max_target_span_m > 0, target_span_margin >= 1, reassociate_max_size_ratio >= 1 and "
                                   "span_check_min_px >= 0 are required")
+        if not (self.control_lag_s >= 0.0 and math.isfinite(self.control_lag_s) and self.lag_max_nav_gain > 0.0):
+            raise EngagementError("control_lag_s must be finite and >= 0, lag_max_nav_gain > 0")
         overlap = set(self.engageable_classes) & set(self.confuser_classes)
         if overlap:
             raise EngagementError(f"classes both engageable and confuser: {sorted(overlap)}")

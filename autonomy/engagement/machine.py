@@ -160,6 +160,28 @@ class _Target:
     t_s: float = -math.inf
 
 
+@dataclass
+class _LaggedAcceleration:
+    """Our achieved kinematic acceleration (NED m/s^2) modelled as a first-order lag of the commands we sent
+    (command minus the drag feed-forward): the ``a_M`` of :func:`laws.lag_compensated_apn`. A model, not a
+    measurement: the autopilot's velocity differentiated over a frame is noisier and later than this."""
+
+    acc_ned_mps2: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    cmd_ned_mps2: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    t_s: float | None = None
+
+    def at(self, t_s: float, lag_s: float) -> np.ndarray:
+        if self.t_s is None:
+            return self.acc_ned_mps2.copy()
+        f = 1.0 - math.exp(-max(t_s - self.t_s, 0.0) / lag_s)
+        return self.acc_ned_mps2 + f * (self.cmd_ned_mps2 - self.acc_ned_mps2)
+
+    def command(self, t_s: float, lag_s: float, cmd_ned_mps2: np.ndarray) -> None:
+        self.acc_ned_mps2 = self.at(t_s, lag_s)
+        self.cmd_ned_mps2 = np.asarray(cmd_ned_mps2, dtype=np.float64).copy()
+        self.t_s = t_s
+
+
 class EngagementMachine:
     """See the module docstring. ``camera`` gives the field of view kept during terminal homing."""
 
@@ -190,6 +212,8 @@ class EngagementMachine:
         self._vel_hist: list[tuple[float, np.ndarray]] = []
         self._pos_hist: list[tuple[float, np.ndarray]] = []
         self._meas_track: TargetTrack | None = None   # the engaged track's last measured (not coasting) state
+        # own kinematic acceleration as the control lag makes it of our past commands (control_lag_s > 0)
+        self._acc_model = _LaggedAcceleration()
 
     # ----------------------------------------------------------------------------------------- helpers
     def _go(self, t_s: float, to: State, reason: Reason, details: str = "") -> None:
@@ -662,6 +686,12 @@ class EngagementMachine:
                     a_pn = laws.true_pn(los, rate, vc, cfg.nav_gain)
                 elif cfg.law == "pure_pn":
                     a_pn = laws.pure_pn(los, rate, vel, cfg.nav_gain)
+                elif cfg.control_lag_s > 0.0:
+                    t_go = laws.time_to_go(rng, vc)
+                    a_pn = laws.lag_compensated_apn(los, rate, vc, self._tgt.acc_ned_mps2,
+                                                    self._acc_model.at(t_s, cfg.control_lag_s),
+                                                    t_go if t_go > 0.0 else math.inf, cfg.control_lag_s,
+                                                    cfg.nav_gain, cfg.lag_max_nav_gain)
                 else:
                     a_pn = laws.augmented_pn(los, rate, vc, self._tgt.acc_ned_mps2, cfg.nav_gain)
                 vhat = vel / speed if speed > 1.0 else los
@@ -726,5 +756,7 @@ class EngagementMachine:
         acc = laws.altitude_floor(acc, pos, vel, -cfg.min_altitude_m, cfg.max_accel_mps2)
         acc = laws.saturate(acc, cfg.max_accel_mps2)
         sp = to_setpoint(t_s, acc, vel, self.autopilot, cfg.max_speed_mps, yaw_rad=yaw)
+        if cfg.control_lag_s > 0.0:
+            self._acc_model.command(t_s, cfg.control_lag_s, acc - drag_ff)
         return EngagementOutput(t_s, self.state, sp, reasons=tuple(self._reasons),
                                 engaged_track_id=self._track_id, acc_cmd_ned_mps2=acc, aim_ned_m=aim)

@@ -588,3 +588,27 @@ def test_shadowing_before_authorization_holds_below_the_target():
     w.tgt = np.array([150.0, 0.0, -200.0])
     out = w.step(tracks=[w.track()])
     assert out.state is State.TERMINAL and out.aim_ned_m is None
+
+
+def test_control_lag_compensation_is_augmented_pn_far_out_and_steers_harder_close_in():
+    """control_lag_s > 0 flies laws.lag_compensated_apn: far out (time-to-go ~ a minute) it is augmented PN; at
+    ~1 s to go, with the 80 ms lag, its gain is ~1.2 x higher (Zarchan's optimal-guidance gain for that lag)."""
+    def lateral(lag_s, tgt, own_vel):
+        w = World(cfg(law="augmented_pn", control_lag_s=lag_s), tgt=tgt)
+        w.vel = np.asarray(own_vel, dtype=float)
+        w.tgt_vel = np.array([0.0, 2.0, 0.0])   # crossing slowly: the command stays under max_accel
+        w.to_terminal()
+        tr = w.track()
+        r = np.linalg.norm(w.tgt - w.pos)
+        u = (w.tgt - w.pos) / r
+        v_rel = w.tgt_vel - w.vel
+        tr = replace(tr, los_rate_ned_radps=(v_rel - (v_rel @ u) * u) / r)
+        out = w.step(tracks=[tr])
+        assert out.state is State.TERMINAL
+        return float(out.acc_cmd_ned_mps2[1])
+    far_apn, far_lag = lateral(0.0, (600.0, 0.0, -200.0), (0.0, 0.0, 0.0)), lateral(0.08, (600.0, 0.0, -200.0), (0, 0, 0))
+    assert far_apn > 0.0 and abs(far_lag - far_apn) < 0.05 * far_apn
+    near_apn, near_lag = lateral(0.0, (40.0, 0.0, -100.0), (40.0, 0, 0)), lateral(0.08, (40.0, 0.0, -100.0), (40.0, 0, 0))
+    assert near_apn > 0.0 and near_lag > 1.1 * near_apn, (near_apn, near_lag)
+    with pytest.raises(EngagementError):
+        cfg(control_lag_s=-0.1)
