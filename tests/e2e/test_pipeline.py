@@ -211,6 +211,8 @@ def test_lockstep_engagement_intercepts(family, seed):
     assert res.authorized_tracks, "the simulated operator must have authorized over MAVLink"
     assert "terminal" in [d[2] for d in res.decisions]
     assert res.frames > 100 and res.latency["count"] == res.frames
+    # it homed on the target, not on a track beside it (the truth's view; 0.0 of 13.3 s in session 13)
+    assert res.terminal_s > 5.0 and res.terminal_off_target_s < 1.0, res.summary()
     # the file that drives this lockstep run is the one `autonomy fly` reads in real time (test_pipeline_realtime)
     assert res.config == config_identity(SITL_CONFIG)
 

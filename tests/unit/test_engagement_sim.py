@@ -131,3 +131,18 @@ def test_cued_bird_is_shadowed_not_hit():
     r = C.run_scenario(make_scenario("bird_cue", 9))
     assert r["unauthorized_engagements"] == 0 and r["confusers_engaged"] == 0 and not r["intercept"]
     assert r["miss_distance_m"] > 1.5
+
+
+def test_homing_times_count_terminal_time_on_the_wrong_or_no_track():
+    from sitl.engagement_demo import OFF_TARGET_DEG, _homing_times
+
+    def row(t, state, rng, err):
+        return {"t": t, "state": state, "range": rng, "engaged_err_deg": err}
+    log = [row(0.0, "acquire", 300.0, math.nan),         # not homing: not counted
+           row(1.0, "terminal", 200.0, 0.5),             # on target: 1 s
+           row(2.0, "terminal", 150.0, OFF_TARGET_DEG + 1.0),   # a wrong track: 0.5 s off
+           row(2.5, "terminal", 100.0, math.nan),        # no engaged track (coasting gap): 0.5 s off
+           row(3.0, "terminal", 8.0, 40.0),              # inside 10 m: the LOS swings, not counted
+           row(3.2, "done", 5.0, math.nan)]
+    got = _homing_times(log)
+    assert got["terminal_s"] == pytest.approx(2.0) and got["terminal_off_target_s"] == pytest.approx(1.0)
