@@ -525,6 +525,9 @@ def print_summary(res: RunResult) -> None:
         print(f"  frame-capture-to-setpoint latency p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms "
               f"(this machine, lockstep)")
     print("  decisions: " + "; ".join(f"{d[0]:.1f}s {d[1]}->{d[2]} ({d[3]})" for d in res.decisions))
+    if res.terminal_s > 0.0:
+        print(f"  homing: {res.terminal_s:.1f} s in terminal, {res.terminal_off_target_s:.1f} s of it on no track or "
+              f"a track > {OFF_TARGET_DEG:.0f} deg off the true target (simulator truth)")
     print(f"  wall time {res.wall_s:.1f} s")
 
 
