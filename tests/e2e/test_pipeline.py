@@ -228,7 +228,8 @@ def _family_params():
 def test_lockstep_engagement_intercepts_each_family(family, seed):
     _sc, res = _fly(family, seed)
     print(f"E2E {family} seed {seed}: {res.outcome}, miss {res.miss_distance_m:.2f} m, "
-          f"t {res.t_intercept_s}, wall {res.wall_s:.0f} s")
+          f"t {res.t_intercept_s}, terminal {res.terminal_s:.1f} s ({res.terminal_off_target_s:.1f} s off target), "
+          f"wall {res.wall_s:.0f} s")
     assert res.confusers_engaged == 0 and res.unauthorized_engagements == 0, res.safety_notes
     if SCENE_OFFSET and not res.intercept:
         # other scenery: a measurement (see SCENE_OFFSET); which runs miss is not known in advance, safety always is
