@@ -321,9 +321,7 @@ class _SafetyAccount:
             own = world.ap.pos_ned_m
             for o in world.targets:
                 d = o.pos_ned_m - own
-                rng_m = max(float(np.linalg.norm(d)), 1e-9)
-                ang = math.degrees(math.acos(max(-1.0, min(1.0, float(d @ los) / rng_m))))
-                objs.append([o.class_name, round(ang, 2), round(rng_m, 1)])
+                objs.append([o.class_name, round(_los_off_deg(los, d), 2), round(float(np.linalg.norm(d)), 1)])
         return {"flag": "confuser", "t_s": round(world.t_s - world._t0, 2), "track_id": track_id,
                 "objects_class_angle_deg_range_m": objs}
 
@@ -340,6 +338,12 @@ class _SafetyAccount:
                 self.nez = 1
         return {"unauthorized_engagements": self.unauthorized, "fence_violations": self.fence,
                 "no_engage_violations": self.nez, "confusers_engaged": self.confuser, "safety_notes": self.notes}
+
+
+def _los_off_deg(los_ned, rel_ned_m: np.ndarray) -> float:
+    """Angle (deg) between a unit line of sight and the direction to a point ``rel_ned_m`` (NED m) away."""
+    cos = float(np.asarray(los_ned) @ rel_ned_m) / max(float(np.linalg.norm(rel_ned_m)), 1e-9)
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
 OFF_TARGET_DEG = 5.0          # the engaged track's LOS this far from the true target's: homing on something else
@@ -366,12 +370,8 @@ def _log_row(r: StepResult, world: World) -> dict:
             sel = tr
     sp = r.setpoint
     rel = world.targets[0].pos_ned_m - world.ap.pos_ned_m
-    err = math.nan
-    if sel is not None:
-        cos = float(np.asarray(sel.los_ned) @ rel) / max(float(np.linalg.norm(rel)), 1e-9)
-        err = math.degrees(math.acos(max(-1.0, min(1.0, cos))))
     return {
-        "engaged_err_deg": err,
+        "engaged_err_deg": math.nan if sel is None else _los_off_deg(sel.los_ned, rel),
         "t": world.t_s, "state": r.state.value,
         "los_rate": float(np.linalg.norm(sel.los_rate_ned_radps)) if sel is not None else float("nan"),
         "acc": (sp.acc_ned_mps2.tolist() if sp is not None and sp.acc_ned_mps2 is not None else [math.nan] * 3),

@@ -137,15 +137,13 @@ def lag_optimal_gain(t_go_s: float, lag_s: float) -> float:
     at x = 3, 12 at x = 1). ``inf`` time-to-go gives 3; non-positive time-to-go or lag raise GuidanceError."""
     if not (t_go_s > 0.0 and lag_s > 0.0):
         raise GuidanceError(f"t_go_s and lag_s must be positive, got {t_go_s}, {lag_s}")
-    x = t_go_s / lag_s
+    # below 0.05 lags the ratio (-> 3 x^4 / x^4 ...) loses its digits to cancellation; nothing flies that close.
+    # From there up the denominator is positive (smallest, ~1e-7, at 0.05)
+    x = max(t_go_s / lag_s, 0.05)
     if x > 1e4:
         return 3.0
     e = math.exp(-x)
     den = 2.0 * x ** 3 + 3.0 + 6.0 * x - 6.0 * x * x - 12.0 * x * e - 3.0 * e * e
-    if x < 0.05 or den <= 0.0:  # the ratio -> 3 x^4 / (x^4 ...) loses its digits; nothing flies this close anyway
-        x = 0.05
-        e = math.exp(-x)
-        den = 2.0 * x ** 3 + 3.0 + 6.0 * x - 6.0 * x * x - 12.0 * x * e - 3.0 * e * e
     return 6.0 * x * x * (e - 1.0 + x) / den
 
 
