@@ -107,6 +107,12 @@ class EngagementConfig:
     acquire_min_homing_s: float = 2.0       # ... to leave this much homing time after detection
     cue_gate_rad: float = math.radians(6.0) # camera track must lie within this of the cue direction (+ cue sigma)
     cue_timeout_s: float = 10.0
+    # (0 = off) the engaged camera track outside that gate around a fresh cue for this long is dropped (back to
+    # ACQUIRE; that track is never taken again): a track that has drifted onto clutter flies away from the target
+    # ... checked only while the cue is at least this far: closer, the cue's error (tens of m: its age, its
+    # sigma) is tens of degrees, and a track on the target was dropped at 26 m (lockstep shahed_headon-2)
+    cue_disagree_s: float = 0.0
+    cue_disagree_min_range_m: float = 50.0
     track_lost_s: float = 1.0
     link_lost_s: float = 5.0
     pipeline_stall_s: float = 0.5
@@ -160,6 +166,9 @@ class EngagementConfig:
                 and self.span_check_min_px >= 0.0):
             raise EngagementError("max_target_span_m > 0, target_span_margin >= 1, reassociate_max_size_ratio >= 1 and "
                                   "span_check_min_px >= 0 are required")
+        if not (self.cue_disagree_s >= 0.0 and math.isfinite(self.cue_disagree_s)
+                and self.cue_disagree_min_range_m >= 0.0):
+            raise EngagementError("cue_disagree_s must be finite and >= 0 (0 = off), cue_disagree_min_range_m >= 0")
         if not (self.control_lag_s >= 0.0 and math.isfinite(self.control_lag_s) and self.lag_max_nav_gain > 0.0):
             raise EngagementError("control_lag_s must be finite and >= 0, lag_max_nav_gain > 0")
         overlap = set(self.engageable_classes) & set(self.confuser_classes)

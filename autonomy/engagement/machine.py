@@ -100,6 +100,7 @@ class Reason(enum.Enum):
     HOLD_TIMEOUT = "hold_timeout"
     UNSIGNED_COMMAND_REFUSED = "unsigned_command_refused"
     TRACK_REASSOCIATED = "track_reassociated"
+    TRACK_DISAGREES_WITH_CUE = "track_disagrees_with_cue"
     COMMAND_IGNORED = "command_ignored"
 
 
@@ -212,6 +213,8 @@ class EngagementMachine:
         self._vel_hist: list[tuple[float, np.ndarray]] = []
         self._pos_hist: list[tuple[float, np.ndarray]] = []
         self._meas_track: TargetTrack | None = None   # the engaged track's last measured (not coasting) state
+        self._disagree: tuple[int, float] | None = None  # (engaged track, since when) outside the cue gate
+        self._rejected_ids: set[int] = set()             # tracks dropped for disagreeing with the cue
         # own kinematic acceleration as the control lag makes it of our past commands (control_lag_s > 0)
         self._acc_model = _LaggedAcceleration()
 
@@ -326,21 +329,53 @@ class EngagementMachine:
                 continue
             if tr.class_name not in self.cfg.engageable_classes:
                 continue
-            ang = 0.0
-            if cue_pos is not None:
-                d = cue_pos - own_pos
-                rng = float(np.linalg.norm(d))
-                c = self._cue()
-                gate = self.cfg.cue_gate_rad + (3.0 * c.pos_std_m / rng if rng > 1.0 else math.pi)
-                ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / max(rng, 1e-9))))
+            if tr.track_id in self._rejected_ids:
+                continue
+            off = self._cue_offset(tr, own_pos, t_s, cue_pos)
+            if off is not None:
+                ang, gate, rng = off
                 if ang > gate:
                     continue
-                key = (not self._span_plausible(tr, rng, c.pos_std_m), ang)
+                key = (not self._span_plausible(tr, rng, self._cue().pos_std_m), ang)
             else:
-                key = (False, ang)
+                key = (False, 0.0)
             if key < best_ang:
                 best, best_ang = tr, key
         return best, refused
+
+    def _cue_offset(self, tr: TargetTrack, own_pos: np.ndarray, t_s: float,
+                    cue_pos: np.ndarray | None) -> tuple[float, float, float] | None:
+        """(angle between the track's LOS and the cue direction, the gate on it: ``cue_gate_rad`` + 3 sigma of
+        the cue position over its range (rad), the cue's range m), or None without a cue position."""
+        if cue_pos is None:
+            return None
+        d = cue_pos - own_pos
+        rng = float(np.linalg.norm(d))
+        gate = self.cfg.cue_gate_rad + (3.0 * self._cue().pos_std_m / rng if rng > 1.0 else math.pi)
+        ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / max(rng, 1e-9))))
+        return ang, gate, rng
+
+    def _check_cue_agreement(self, t_s: float, own_pos: np.ndarray, tr: TargetTrack | None) -> TargetTrack | None:
+        """``tr``, or None once it has lain outside the cue gate for ``cue_disagree_s`` with the cue at least
+        ``cue_disagree_min_range_m`` away (the machine then goes back to ACQUIRE and never takes that track again)."""
+        if tr is None or self.cfg.cue_disagree_s <= 0.0 or not self._cue_fresh(t_s):
+            self._disagree = None
+            return tr
+        off = self._cue_offset(tr, own_pos, t_s, self._cue_pos(t_s))
+        if off is None or off[0] <= off[1] or off[2] < self.cfg.cue_disagree_min_range_m:
+            self._disagree = None
+            return tr
+        if self._disagree is None or self._disagree[0] != tr.track_id:
+            self._disagree = (tr.track_id, t_s)
+        if t_s - self._disagree[1] < self.cfg.cue_disagree_s:
+            return tr
+        self._rejected_ids.add(tr.track_id)
+        self._go(t_s, State.ACQUIRE, Reason.TRACK_DISAGREES_WITH_CUE,
+                 f"track {tr.track_id} {math.degrees(off[0]):.0f} deg off the cue (gate {math.degrees(off[1]):.0f} deg, "
+                 f"cue range {off[2]:.0f} m) for {t_s - self._disagree[1]:.1f} s")
+        self._disagree = None
+        self._track_id = None
+        return None
 
     def _span_plausible(self, tr: TargetTrack, rng_m: float, rng_std_m: float) -> bool:
         """Could ``tr`` be a target at range ``rng_m`` (1-sigma ``rng_std_m``, m)? Its span, angular size (box
@@ -377,7 +412,8 @@ class EngagementMachine:
         ln_ratio = math.log(self.cfg.reassociate_max_size_ratio)
         best, best_key = None, (True, math.inf)
         for tr in tracks:
-            if tr.status is not TrackStatus.CONFIRMED or tr.class_name not in self.cfg.engageable_classes:
+            if tr.status is not TrackStatus.CONFIRMED or tr.class_name not in self.cfg.engageable_classes \
+                    or tr.track_id in self._rejected_ids:
                 continue
             if math.isfinite(size_exp) and math.isfinite(tr.angular_size_rad) and tr.angular_size_rad > 0.0 \
                     and abs(math.log(float(tr.angular_size_rad) / size_exp)) > ln_ratio:
@@ -466,6 +502,8 @@ class EngagementMachine:
                 self._track_id, tr = cand.track_id, cand
                 self._track_last_t = t
                 self._last_track = cand
+        if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL):
+            tr = self._check_cue_agreement(t, pos, tr)
         # --- track loss: hand back to the cue, or abort
         if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION, State.TERMINAL) and tr is None \
                 and t - self._track_last_t > self.cfg.track_lost_s:

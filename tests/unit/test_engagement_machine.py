@@ -339,6 +339,32 @@ def test_engaged_track_reclassified_as_confuser_is_dropped():
     assert out.state is State.ACQUIRE and Reason.CONFUSER_CLASS in out.reasons and out.engaged_track_id is None
 
 
+def test_engaged_track_that_leaves_the_cue_gate_for_cue_disagree_s_is_dropped_for_good():
+    off = (600.0, 300.0, -100.0)  # 26 deg off the cue direction; the gate at 608 m is 6 deg + 3 x 10 m / 608 m
+    w = World(cfg(cue_disagree_s=0.95))  # steps of 0.1 s: the 11th step outside the gate is 1.0 s after the first
+    w.to_terminal()
+    for _ in range(5):  # half a second outside the gate, then back: the clock starts again
+        assert w.step(tracks=[w.track(direction=off)]).state is State.TERMINAL
+    w.step(tracks=[w.track()])
+    for _ in range(10):
+        assert w.step(tracks=[w.track(direction=off)]).state is State.TERMINAL
+    out = w.step(tracks=[w.track(direction=off)])
+    assert out.state is State.ACQUIRE and out.engaged_track_id is None
+    assert Reason.TRACK_DISAGREES_WITH_CUE in out.reasons
+    assert "26 deg off the cue" in w.m.decisions[-1].details
+    # that track is never taken again, even back on the cue; another one is
+    assert w.step(tracks=[w.track()]).state is State.ACQUIRE
+    out = w.step(tracks=[w.track(), w.track(tid=6)])
+    # ... and it needs an authorization of its own (the operator authorized camera track 5)
+    assert out.engaged_track_id == 6 and out.state is State.AWAIT_AUTHORIZATION
+    # off by default, and not checked with the cue nearer than cue_disagree_min_range_m: the drift is flown on
+    for c in (cfg(), cfg(cue_disagree_s=0.95, cue_disagree_min_range_m=700.0)):
+        w0 = World(c)
+        w0.to_terminal()
+        for _ in range(30):
+            assert w0.step(tracks=[w0.track(direction=off)]).state is State.TERMINAL
+
+
 def test_renumbered_track_is_reassociated():
     w = World()
     w.to_terminal()
