@@ -280,7 +280,8 @@ class LabelDetector:
     def detect(self, frame: np.ndarray, t_capture_s: float = 0.0) -> Detections:
         return self._dets(t_capture_s, self.labels)
 
-    def detect_roi(self, frame, center_uv_px, size_px, t_capture_s: float = 0.0, scale: float = 1.0) -> Detections:
+    def detect_roi(self, frame, center_uv_px, size_px, t_capture_s: float = 0.0, scale: float = 1.0,
+                   score_threshold: float | None = None) -> Detections:
         return Detections.empty(t_capture_s, self.class_names)
 
 

@@ -144,22 +144,23 @@ class Detector:
         raise ModelError(f"cannot tell the output layout from {[(o.name, o.shape) for o in outs]}; "
                          "set layout to centernet|yolov5|yolov8")
 
-    def _infer(self, blob: np.ndarray):
+    def _infer(self, blob: np.ndarray, score_threshold: float | None = None):
         try:
             outs = self.session.run(None, {self.input_name: blob})
         except Exception as exc:
             raise ModelError(f"inference failed for input {blob.shape}: {type(exc).__name__}: {exc}") from exc
         cfg = self.config
+        thr = cfg.score_threshold if score_threshold is None else score_threshold
         if self.layout == "centernet":
             if len(outs) < 2:
                 raise ModelError(f"centernet layout needs 2 outputs, model gives {len(outs)}")
-            return dec.decode_centernet(outs[0], outs[1], cfg.score_threshold, cfg.max_detections_n, self._decode_ids)
+            return dec.decode_centernet(outs[0], outs[1], thr, cfg.max_detections_n, self._decode_ids)
         fn = dec.decode_yolov5 if self.layout == "yolov5" else dec.decode_yolov8
-        return fn(outs[0], cfg.score_threshold, cfg.max_detections_n, self._decode_ids)
+        return fn(outs[0], thr, cfg.max_detections_n, self._decode_ids)
 
-    def _run(self, bgr: np.ndarray, size_wh: tuple[int, int]):
+    def _run(self, bgr: np.ndarray, size_wh: tuple[int, int], score_threshold: float | None = None):
         blob, lb = letterbox(bgr, size_wh, self.pad_value)
-        xyxy, sc, cid = self._infer(blob)
+        xyxy, sc, cid = self._infer(blob, score_threshold)
         if len(cid) and cid.max() >= len(self.class_names):
             raise ModelError(f"model predicts class {int(cid.max())} but has {len(self.class_names)} names")
         return lb.to_frame(xyxy), sc, cid
@@ -220,7 +221,8 @@ class Detector:
                             np.concatenate([p[2] for p in parts]), t_capture_s, (h, w))
 
     def detect_roi(self, frame: np.ndarray, center_uv_px: tuple[float, float], size_px: float | tuple[float, float],
-                   t_capture_s: float = 0.0, scale: float = 1.0) -> Detections:
+                   t_capture_s: float = 0.0, scale: float = 1.0,
+                   score_threshold: float | None = None) -> Detections:
         """Re-detect at native resolution in a window of ``size_px`` (side, or (w, h)) centred on
         ``center_uv_px`` (pixel u right, v down) — e.g. a track's predicted position. The window is
         clipped to the frame; boxes come back in pixels of the full frame.
@@ -229,9 +231,13 @@ class Detector:
         export gets the crop letterboxed to its input (an upscale, never a downscale, for small windows).
         ``scale`` < 1 shrinks the window by that factor first (dynamic-size models): a target much larger than
         the few-pixel drones the model is made for is brought back to the size it sees best.
+        ``score_threshold`` replaces the configured one for this window (a lower one where a track is expected:
+        its weak detections may keep the track, while the tracker's ``init_score`` keeps them from starting any).
         """
         if not 0.0 < scale <= 1.0:
             raise FrameError(f"ROI scale must be in (0, 1], got {scale}")
+        if score_threshold is not None and not 0.0 <= score_threshold <= 1.0:
+            raise FrameError(f"ROI score threshold must be in [0, 1], got {score_threshold}")
         bgr = as_bgr(frame)
         h, w = bgr.shape[:2]
         sw, sh = (size_px, size_px) if np.isscalar(size_px) else size_px
@@ -252,7 +258,7 @@ class Detector:
             net_wh = (int(np.ceil(sw * scale / m) * m), int(np.ceil(sh * scale / m) * m))
         else:
             net_wh = self.input_wh_px
-        b, s, c = self._run(crop, net_wh)
+        b, s, c = self._run(crop, net_wh, score_threshold)
         b[:, [0, 2]] += x0
         b[:, [1, 3]] += y0
         return self._finish(b, s, c, t_capture_s, (h, w))

@@ -54,7 +54,7 @@ class VehicleLink(Protocol):
 class DetectorLike(Protocol):
     def detect(self, frame: np.ndarray, t_capture_s: float = 0.0) -> Detections: ...
     def detect_roi(self, frame: np.ndarray, center_uv_px, size_px, t_capture_s: float = 0.0,
-                   scale: float = 1.0) -> Detections: ...
+                   scale: float = 1.0, score_threshold: float | None = None) -> Detections: ...
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ class PipelineConfig:
                                         # puts a "drone" and a "bird" box on one small target; both start tracks.
                                         # Off: no e2e benefit shown (quick seed 0 intercepts at 1.43 m either
                                         # way); the family e2e table of 2026-11-25 was measured with it off.
+    roi_score_threshold: float = 0.0    # (0 = the detector's) detection threshold inside a track's ROI window
+    roi_weak_gate_box: float = 0.0      # (0 = anywhere in the window) ... such a weak detection only this many
+                                        # predicted box sizes from the track's predicted centre
     template_redetect: bool = True      # the engaged target, missed by the detector, is found again by correlation
                                         # with its last detected appearance (autonomy.perception.template)
     template_min_ncc: float = 0.7
@@ -109,6 +112,8 @@ class PipelineConfig:
             raise PipelineError("roi_merge_iou in (0, 1] and status_period_s > 0 are required")
         if not self.roi_max_box_px > 0:
             raise PipelineError("roi_max_box_px > 0 is required")
+        if not 0.0 <= self.roi_score_threshold <= 1.0:
+            raise PipelineError("roi_score_threshold must be in [0, 1] (0 = the detector's threshold)")
         if not (math.isfinite(self.roi_target_box_px) and self.roi_target_box_px >= 0):
             raise PipelineError("roi_target_box_px >= 0 is required (0 = off)")
         if not 0.0 <= self.cross_class_nms_iou <= 1.0:
@@ -147,6 +152,22 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
     return inter / np.maximum(ua, 1e-9)
+
+
+def keep_weak_track_detections(dets: Detections, class_name: str, strong: float, centre_uv_px=None,
+                        radius_px: float = math.inf) -> Detections:
+    """``dets`` without the boxes under ``strong`` that are not of ``class_name`` or whose centre lies farther
+    than ``radius_px`` from ``centre_uv_px``: a weak detection may carry on the track whose window it was found
+    in, where that track is predicted, as the class that track already holds; never change a class."""
+    if len(dets) == 0:
+        return dets
+    cls = np.array([dets.class_names[c] == class_name for c in dets.class_ids], dtype=bool)
+    if centre_uv_px is not None and math.isfinite(radius_px):
+        cu = 0.5 * (dets.xyxy_px[:, 0] + dets.xyxy_px[:, 2]) - centre_uv_px[0]
+        cv = 0.5 * (dets.xyxy_px[:, 1] + dets.xyxy_px[:, 3]) - centre_uv_px[1]
+        cls &= np.hypot(cu, cv) <= radius_px
+    ok = (dets.scores >= strong) | cls
+    return Detections(dets.t_capture_s, dets.xyxy_px[ok], dets.scores[ok], dets.class_ids[ok], dets.class_names)
 
 
 def merge_detections(base: Detections, extra: Detections, iou: float) -> Detections:
@@ -313,7 +334,14 @@ class Pipeline:
                     continue
                 side, scale = cfg.roi_window(box_px)
                 side = min(side, float(min(w, h)))
-                roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale)
+                if cfg.roi_score_threshold > 0.0:
+                    roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale,
+                                                   score_threshold=cfg.roi_score_threshold)
+                    strong = getattr(getattr(self.detector, "config", None), "score_threshold", 0.0)
+                    radius = cfg.roi_weak_gate_box * box_px if cfg.roi_weak_gate_box > 0 else math.inf
+                    roi = keep_weak_track_detections(roi, tr.class_name, strong, (cu, cv), max(radius, 4.0))
+                else:
+                    roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale)
                 dets = merge_detections(dets, roi, cfg.roi_merge_iou)
                 rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))
             self.timer.record("roi", self._wall() - w1)

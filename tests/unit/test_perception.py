@@ -100,6 +100,22 @@ def test_roi_and_tiles_map_back_to_full_frame(tmp_path):
         det.detect_roi(frame, (np.nan, 3.0), 64)
 
 
+def test_roi_score_threshold_admits_weak_detections_in_that_window_only(tmp_path):
+    # one v5 row scoring 0.25 (objectness 1 x class 0.25): under the configured 0.4, over a track window's 0.2
+    out = np.zeros((1, 1, 6), np.float32)
+    out[0, 0] = [32, 32, 8, 8, 1.0, 0.25]
+    det = Detector(DetectorConfig(model_path=write(tmp_path, const_model(out)), score_threshold=0.4,
+                                  layout="yolov5"))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    assert len(det.detect(frame)) == 0 and len(det.detect_roi(frame, (300.0, 200.0), 64)) == 0
+    d = det.detect_roi(frame, (300.0, 200.0), 64, score_threshold=0.2)
+    assert len(d) == 1 and d.scores[0] == pytest.approx(0.25, abs=1e-6)
+    np.testing.assert_allclose(d.xyxy_px[0], [296, 196, 304, 204])
+    assert len(det.detect(frame)) == 0  # the override does not stick to the detector
+    with pytest.raises(FrameError, match="score threshold"):
+        det.detect_roi(frame, (300.0, 200.0), 64, score_threshold=1.5)
+
+
 def test_missing_corrupt_and_undecodable_models_raise_model_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         Detector(DetectorConfig(model_path=str(tmp_path / "nope.onnx")))

@@ -18,7 +18,7 @@ from autonomy.engagement import (
     Reason,
     State,
 )
-from autonomy.runtime.pipeline import box_diagonals_rad, drop_implausible_spans
+from autonomy.runtime.pipeline import box_diagonals_rad, drop_implausible_spans, keep_weak_track_detections
 from autonomy.tracking import Tracker, TrackerConfig
 from autonomy.types import (
     Autopilot,
@@ -142,3 +142,18 @@ def test_auth_request_bearing_round_trips():
         az, el = los_to_az_el_deg(u * 7.0)
         back = az_el_deg_to_los(round(az, 1), round(el, 1))   # as sent: one decimal
         assert math.degrees(math.acos(min(1.0, float(back @ u)))) < 0.1
+
+
+def test_weak_boxes_in_a_track_window_are_kept_only_as_that_track_near_its_prediction():
+    # roi_score_threshold: boxes under the detector's 0.4 survive only as the track's class near where it is predicted
+    xyxy = np.array([[100, 100, 110, 110],    # strong bird: kept whatever
+                     [118, 100, 128, 110],    # weak drone 3 px from the prediction (120, 105): kept
+                     [160, 100, 170, 110],    # weak drone 60 px away: kept only without a radius
+                     [120, 120, 130, 130]],   # weak bird: never (would vote "bird" on a drone track)
+                    dtype=np.float64)
+    dets = Detections(1.0, xyxy, np.array([0.7, 0.25, 0.25, 0.3]), np.array([1, 0, 0, 1]), NAMES)
+    near = keep_weak_track_detections(dets, "drone", 0.4, (120.0, 105.0), 20.0)
+    np.testing.assert_array_equal(near.xyxy_px, xyxy[[0, 1]])
+    anywhere = keep_weak_track_detections(dets, "drone", 0.4)
+    np.testing.assert_array_equal(anywhere.scores, [0.7, 0.25, 0.25])
+    assert [NAMES[c] for c in keep_weak_track_detections(dets, "bird", 0.4).class_ids] == ["bird", "bird"]
