@@ -112,8 +112,9 @@ class PipelineConfig:
             raise PipelineError("roi_merge_iou in (0, 1] and status_period_s > 0 are required")
         if not self.roi_max_box_px > 0:
             raise PipelineError("roi_max_box_px > 0 is required")
-        if not 0.0 <= self.roi_score_threshold <= 1.0:
-            raise PipelineError("roi_score_threshold must be in [0, 1] (0 = the detector's threshold)")
+        if not (0.0 <= self.roi_score_threshold <= 1.0 and self.roi_weak_gate_box >= 0.0):
+            raise PipelineError("roi_score_threshold must be in [0, 1] (0 = the detector's threshold) and "
+                                "roi_weak_gate_box >= 0 (0 = anywhere in the window)")
         if not (math.isfinite(self.roi_target_box_px) and self.roi_target_box_px >= 0):
             raise PipelineError("roi_target_box_px >= 0 is required (0 = off)")
         if not 0.0 <= self.cross_class_nms_iou <= 1.0:
@@ -155,7 +156,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def keep_weak_track_detections(dets: Detections, class_name: str, strong: float, centre_uv_px=None,
-                        radius_px: float = math.inf) -> Detections:
+                               radius_px: float = math.inf) -> Detections:
     """``dets`` without the boxes under ``strong`` that are not of ``class_name`` or whose centre lies farther
     than ``radius_px`` from ``centre_uv_px``: a weak detection may carry on the track whose window it was found
     in, where that track is predicted, as the class that track already holds; never change a class."""

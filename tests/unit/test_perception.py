@@ -114,6 +114,11 @@ def test_roi_score_threshold_admits_weak_detections_in_that_window_only(tmp_path
     assert len(det.detect(frame)) == 0  # the override does not stick to the detector
     with pytest.raises(FrameError, match="score threshold"):
         det.detect_roi(frame, (300.0, 200.0), 64, score_threshold=1.5)
+    from autonomy.runtime.pipeline import PipelineConfig, PipelineError
+
+    for bad in ({"roi_score_threshold": 1.5}, {"roi_score_threshold": -0.1}, {"roi_weak_gate_box": -1.0}):
+        with pytest.raises(PipelineError, match="roi_score_threshold"):
+            PipelineConfig(**bad)
 
 
 def test_missing_corrupt_and_undecodable_models_raise_model_error(tmp_path):
