@@ -37,6 +37,8 @@ def test_realtime_multiprocess_engagement_intercepts(tmp_path, seed):
     print(f"REALTIME seed {seed}: {res} latency p50 {fs['latency_p50_ms']} ms p99 {fs['latency_p99_ms']} ms, "
           f"{fs['frames']} frames, dropped {fs['dropped_frames']}, capture offset {fs.get('capture_offset_ms')} ms, "
           f"grab - stamp p1/p50/p99 {fs.get('grab_minus_stamp_ms_p1_p50_p99')} ms")
+    # the engagement's decisions, one line, so that a miss in a -s log can be told apart (track lost, dropped, passed)
+    print("  decisions: " + "; ".join(f"{t}s {a}->{b} ({why})" for t, a, b, why in fs["decisions"]))
     # one file drives both: the lockstep runner reads the same bytes by default (test_pipeline.py checks its side)
     assert fs["config"] == config_identity(SITL_CONFIG)
     assert res["authorized"], (res, fs)
