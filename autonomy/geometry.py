@@ -186,6 +186,13 @@ def unit(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return np.where(n > eps, v / np.maximum(n, eps), 0.0)
 
 
+def los_angle_rad(los_ned, rel_ned_m) -> float:
+    """Angle (rad) between a unit line of sight and the direction to a point ``rel_ned_m`` away (the cosine
+    clamped to [-1, 1]; a point at the origin counts as 90 deg off)."""
+    cos = float(np.asarray(los_ned) @ rel_ned_m) / max(float(np.linalg.norm(rel_ned_m)), 1e-9)
+    return math.acos(max(-1.0, min(1.0, cos)))
+
+
 def los_to_az_el_deg(los_ned: np.ndarray) -> tuple[float, float]:
     """Azimuth (deg from north, clockwise) and elevation (deg, up positive) of a NED line of sight."""
     u = np.asarray(los_ned, dtype=np.float64) / float(np.linalg.norm(los_ned))

@@ -29,6 +29,7 @@ import numpy as np
 
 from autonomy.engagement import EngagementMachine, State
 from autonomy.engagement.machine import CAMERA_STATES, FINAL_STATES
+from autonomy.geometry import los_angle_rad
 from autonomy.runtime.pipeline import Pipeline, StepResult
 from autonomy.runtime.recorder import FlightRecorder
 from autonomy.runtime.timing import StageTimer
@@ -342,8 +343,7 @@ class _SafetyAccount:
 
 def _los_off_deg(los_ned, rel_ned_m: np.ndarray) -> float:
     """Angle (deg) between a unit line of sight and the direction to a point ``rel_ned_m`` (NED m) away."""
-    cos = float(np.asarray(los_ned) @ rel_ned_m) / max(float(np.linalg.norm(rel_ned_m)), 1e-9)
-    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+    return math.degrees(los_angle_rad(los_ned, rel_ned_m))
 
 
 OFF_TARGET_DEG = 5.0          # the engaged track's LOS this far from the true target's: homing on something else

@@ -38,6 +38,7 @@ import numpy as np
 from autonomy.camera.model import Camera
 from autonomy.engagement import gates
 from autonomy.engagement.config import EngagementConfig
+from autonomy.geometry import los_angle_rad
 from autonomy.guidance import laws
 from autonomy.guidance.setpoint import brake_setpoint, to_setpoint
 from autonomy.types import (
@@ -352,8 +353,7 @@ class EngagementMachine:
         d = cue_pos - own_pos
         rng = float(np.linalg.norm(d))
         gate = self.cfg.cue_gate_rad + (3.0 * self._cue().pos_std_m / rng if rng > 1.0 else math.pi)
-        ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / max(rng, 1e-9))))
-        return ang, gate, rng
+        return los_angle_rad(self._los_now(tr, t_s), d), gate, rng
 
     def _check_cue_agreement(self, t_s: float, own_pos: np.ndarray, tr: TargetTrack | None) -> TargetTrack | None:
         """``tr``, or None once it has lain outside the cue gate for ``cue_disagree_s`` with the cue at least
@@ -418,7 +418,7 @@ class EngagementMachine:
             if math.isfinite(size_exp) and math.isfinite(tr.angular_size_rad) and tr.angular_size_rad > 0.0 \
                     and abs(math.log(float(tr.angular_size_rad) / size_exp)) > ln_ratio:
                 continue
-            ang = math.acos(max(-1.0, min(1.0, float(self._los_now(tr, t_s) @ d) / rng)))
+            ang = los_angle_rad(self._los_now(tr, t_s), d)
             key = (not self._span_plausible(tr, rng, rng_std), ang)
             if ang < gate and key < best_key:
                 best, best_key = tr, key

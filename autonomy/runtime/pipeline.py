@@ -29,7 +29,7 @@ import numpy as np
 
 from autonomy.camera.model import Camera, pixels_to_bearings_cam
 from autonomy.engagement import EngagementInput, EngagementMachine, EngagementOutput, State
-from autonomy.geometry import los_to_az_el_deg
+from autonomy.geometry import los_angle_rad, los_to_az_el_deg
 from autonomy.guidance.setpoint import brake_setpoint
 from autonomy.perception.template import TemplateConfig, TemplateRedetector
 from autonomy.runtime.timing import StageTimer
@@ -322,6 +322,8 @@ class Pipeline:
             live.sort(key=lambda tr: (tr.track_id != engaged, tr.status.value != "confirmed", -tr.score))
             h, w = image.shape[:2]
             n_roi = 0
+            # boxes at or over the detector's own threshold stay whatever their class (roi_score_threshold)
+            strong = getattr(getattr(self.detector, "config", None), "score_threshold", 0.0)
             for tr in live:
                 if n_roi >= cfg.roi_max_tracks_n:
                     break
@@ -338,7 +340,6 @@ class Pipeline:
                 if cfg.roi_score_threshold > 0.0:
                     roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale,
                                                    score_threshold=cfg.roi_score_threshold)
-                    strong = getattr(getattr(self.detector, "config", None), "score_threshold", 0.0)
                     radius = cfg.roi_weak_gate_box * box_px if cfg.roi_weak_gate_box > 0 else math.inf
                     roi = keep_weak_track_detections(roi, tr.class_name, strong, (cu, cv), max(radius, 4.0))
                 else:
@@ -495,8 +496,7 @@ class Pipeline:
         gate = self.config.cue_range_gate_rad + 3.0 * c.pos_std_m / rng
         out = []
         for tr in tracks:
-            cosang = float(np.asarray(tr.los_ned) @ d) / rng
-            if tr.range_m is None and math.acos(max(-1.0, min(1.0, cosang))) <= gate:
+            if tr.range_m is None and los_angle_rad(tr.los_ned, d) <= gate:
                 tr = replace(tr, range_m=rng)
             out.append(tr)
         return tuple(out)

@@ -72,3 +72,13 @@ def test_normalize_rejects_zero_and_nan():
         g.quat_normalize([0.0, 0, 0, 0])
     with pytest.raises(ValueError):
         g.quat_normalize([np.nan, 0, 0, 1])
+
+
+def test_los_angle_between_a_unit_line_of_sight_and_a_point():
+    los = np.array([1.0, 0.0, 0.0])
+    assert g.los_angle_rad(los, np.array([200.0, 0.0, 0.0])) == 0.0
+    assert math.isclose(g.los_angle_rad(los, np.array([100.0, 100.0, 0.0])), math.pi / 4)
+    assert math.isclose(g.los_angle_rad(los, np.array([-3.0, 0.0, 0.0])), math.pi)
+    assert math.isclose(g.los_angle_rad(los, np.zeros(3)), math.pi / 2)  # no direction: not "on" the LOS
+    # rounding that takes the cosine a hair over 1 is clamped, not a math domain error
+    assert g.los_angle_rad(np.array([1.0 + 1e-15, 0.0, 0.0]), np.array([5.0, 0.0, 0.0])) == 0.0
