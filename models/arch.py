@@ -19,6 +19,7 @@ which is the "interceptor-centernet" layout that ``autonomy.perception.decode`` 
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass
 
@@ -155,3 +156,57 @@ class ExportWrapper(nn.Module):
         bw = torch.exp(reg[:, 2:3].clamp(-4.0, 6.0)) * STRIDE
         bh = torch.exp(reg[:, 3:4].clamp(-4.0, 6.0)) * STRIDE
         return hm, torch.cat([cx, cy, bw, bh], dim=1)
+
+
+def load_onnx_weights(net: TinyCenterNet, onnx_path) -> None:
+    """Load the weights of a model exported by ``models.train`` (the exporter folds each BatchNorm into the
+    convolution before it) into ``net``, for fine-tuning a shipped ``.onnx`` whose ``.pt`` is gone.
+
+    Each convolution gets the folded weight; its BatchNorm becomes the identity plus the folded bias (running
+    mean 0, running variance 1 - eps, scale 1, shift = bias), so ``net`` in eval mode computes what the file
+    does. Fine-tune with the BatchNorms in eval mode (:func:`freeze_batchnorm`): in training mode their batch
+    statistics would change the function at once. The graph's convolutions are taken in order and must match
+    ``net``'s in number and shape, else ValueError (``models.train`` also checks the outputs against the file)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    nodes = [n for n in graph.node if n.op_type == "Conv"]
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if len(nodes) != len(convs):
+        raise ValueError(f"{onnx_path}: {len(nodes)} convolutions in the graph, {len(convs)} in the network")
+    bn_after = {}
+    for seq in net.modules():
+        if isinstance(seq, nn.Sequential):
+            kids = list(seq.children())
+            bn_after.update({id(a): b for a, b in itertools.pairwise(kids)
+                             if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d)})
+    with torch.no_grad():
+        for node, conv in zip(nodes, convs):
+            if len(node.input) < 3 or node.input[1] not in init or node.input[2] not in init:
+                raise ValueError(f"{onnx_path}: convolution {node.name} has no constant weight and bias")
+            w, b = init[node.input[1]], init[node.input[2]]
+            if tuple(w.shape) != tuple(conv.weight.shape) or b.shape != (conv.out_channels,):
+                raise ValueError(f"{onnx_path}: {node.name} has weight {tuple(w.shape)}, the network's "
+                                 f"convolution there {tuple(conv.weight.shape)} (another --arch?)")
+            conv.weight.copy_(torch.from_numpy(w.copy()))
+            bn = bn_after.get(id(conv))
+            if bn is not None:
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(torch.from_numpy(b.copy()))
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
+            elif conv.bias is not None:
+                conv.bias.copy_(torch.from_numpy(b.copy()))
+            else:
+                raise ValueError(f"{onnx_path}: {node.name} has a bias the network cannot hold")
+
+
+def freeze_batchnorm(net: nn.Module) -> nn.Module:
+    """Put every BatchNorm in eval mode (running statistics fixed; scale and shift still learn). Call after
+    ``net.train()``, which would undo it."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    return net

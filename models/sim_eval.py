@@ -60,8 +60,7 @@ class RenderCase:
 def approach_cases(kinds=KINDS, ranges_m=RANGES_M, n: int = 16, seed: int = 1) -> list[RenderCase]:
     """Seeded terminal-homing views, ``n`` per (kind, range) (fewer where the target falls outside the frame)."""
     from autonomy.geometry import euler_to_quat
-    from sitl.render import Renderer, RenderTarget, SceneParams
-    from sitl.world import sim_camera
+    from sitl.render import Renderer, RenderTarget, SceneParams, sim_camera
 
     cam = sim_camera()
     rng = np.random.default_rng(seed)
@@ -90,8 +89,7 @@ def approach_cases(kinds=KINDS, ranges_m=RANGES_M, n: int = 16, seed: int = 1) -
 def clutter_frames(n: int = 30, seed: int = 0) -> list[np.ndarray]:
     """Target-free frames of the lockstep scenes, seen as in terminal homing (ground behind)."""
     from autonomy.geometry import euler_to_quat
-    from sitl.render import Renderer, SceneParams
-    from sitl.world import sim_camera
+    from sitl.render import Renderer, SceneParams, sim_camera
 
     cam = sim_camera()
     rng = np.random.default_rng(seed)

@@ -41,7 +41,15 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise SystemExit("models.train needs torch: pip install '.[train]'") from exc
 
-from models.arch import STRIDE, V2_PATCH, ArchSpec, ExportWrapper, TinyCenterNet
+from models.arch import (
+    STRIDE,
+    V2_PATCH,
+    ArchSpec,
+    ExportWrapper,
+    TinyCenterNet,
+    freeze_batchnorm,
+    load_onnx_weights,
+)
 from models.data import CANVAS_WH, load_training_set
 from models.split import CLASSES
 
@@ -270,6 +278,21 @@ def autotune(net: TinyCenterNet, sampler: Sampler, batch: int, conf_neg_weight: 
     return best
 
 
+def onnx_init_error(net: TinyCenterNet, onnx_path: str, seed: int = 0) -> float:
+    """Max abs difference of the heatmap between ``net`` (eval mode, CPU, in the export wrapper) and the ONNX
+    file it was loaded from, on one seeded 256x320 image: ~1e-6 when :func:`load_onnx_weights` matched."""
+    import copy
+
+    import onnxruntime as ort
+
+    x = np.random.default_rng(seed).random((1, 3, 256, 320), dtype=np.float32)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    hm_file = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        hm_net = ExportWrapper(copy.deepcopy(net).cpu().eval())(torch.from_numpy(x))[0].numpy()
+    return float(np.abs(hm_net - hm_file).max())
+
+
 def export_onnx(net: TinyCenterNet, path: Path, meta: dict) -> None:
     import onnx
 
@@ -320,8 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="leave the validation clips (models/split.py VALIDATION_VIDEOS, part of TRAIN) out of "
                          "training, so that runs can be compared on them (never on the held-out clips)")
     ap.add_argument("--init", default=None,
-                    help="start from these weights (a .pt written next to an earlier run's .onnx, same --arch): "
-                         "fine-tuning, e.g. on new renders, instead of training from scratch")
+                    help="start from these weights (a .pt written next to an earlier run's .onnx, or an exported "
+                         ".onnx such as the shipped models/detector.onnx, same --arch): fine-tuning, e.g. on new "
+                         "renders, instead of training from scratch; from an .onnx the BatchNorms stay frozen")
     args = ap.parse_args(argv)
 
     gen = np.random.default_rng(args.seed)
@@ -339,7 +363,21 @@ def main(argv: list[str] | None = None) -> int:
     sampler = Sampler(fs.images, fs.boxes, dev, args.crop, gen, frame_weight)
     spec = parse_arch(args.arch)
     net = TinyCenterNet(len(CLASSES), spec).to(dev)
-    if args.init:
+    frozen_bn = False
+    if args.init and args.init.endswith(".onnx"):
+        try:
+            load_onnx_weights(net, args.init)
+            diff = onnx_init_error(net, args.init)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--init {args.init}: cannot load these weights into --arch {args.arch!r}: {exc}")
+        if diff > 1e-3:
+            raise SystemExit(f"--init {args.init}: the loaded network differs from the file by {diff:.3g} "
+                             "(heatmap, max abs): not the same layout")
+        net = net.to(dev)
+        frozen_bn = True
+        print(f"initialised from {args.init} (folded BatchNorms, kept in eval mode; heatmap max diff {diff:.1e})",
+              flush=True)
+    elif args.init:
         try:
             net.load_state_dict(torch.load(args.init, map_location=dev, weights_only=True))
         except (OSError, RuntimeError) as exc:
@@ -354,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         if channels_last:
             net = net.to(memory_format=torch.channels_last)
         print(f"using amp={use_amp} channels_last={channels_last}", flush=True)
+    net.train()
+    if frozen_bn:
+        freeze_batchnorm(net)
     t_start = time.perf_counter()
     cap_s = args.minutes * 60.0 if args.minutes > 0 else math.inf
     step = 0

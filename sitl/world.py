@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from autonomy.camera.model import Camera, CameraIntrinsics
+from autonomy.camera.model import Camera
 from autonomy.clock import SimClock
 from autonomy.geometry import ned_to_geodetic
 from autonomy.mavlink import Bridge, BridgeConfig, LinkConfig
@@ -47,6 +47,7 @@ from autonomy.types import Detections
 from sitl.autopilot import PRESETS, Px4Autopilot, SimConfig, SitlLinkError, UdpLink
 from sitl.autopilot.links import await_datagrams
 from sitl.campaign import closest_approach_segment
+from sitl.render import sim_camera
 from sitl.scenarios import Scenario
 from sitl.targets import Target, TargetSpec
 
@@ -75,15 +76,6 @@ def heading_quat(vel_ned_mps: np.ndarray) -> np.ndarray:
     """Attitude [w, x, y, z] of a body flying level along ``vel_ned_mps`` (yaw only)."""
     yaw = math.atan2(float(vel_ned_mps[1]), float(vel_ned_mps[0]))
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
-
-
-def sim_camera(width_px: int = 1280, height_px: int = 720, hfov_deg: float = 70.0, tilt_up_deg: float = 45.0,
-               fps: float = 30.0) -> Camera:
-    """The simulator's camera: DESIGN's 70 deg HFOV camera at reduced resolution/rate for speed on small CPUs
-    (the up-tilt is 45 deg, as in campaigns: see ``sitl.campaign.campaign_camera``)."""
-    base = Camera.default()
-    intr = CameraIntrinsics.from_hfov(width_px, height_px, hfov_deg)
-    return Camera(intr, replace(base.mount, tilt_up_rad=math.radians(tilt_up_deg)), fps)
 
 
 # ============================================================================================ the bridge

@@ -7,10 +7,10 @@
 """
 
 from sitl.render.models import CLASS_OF_KIND, CLASSES, DISTRACTOR_KINDS, DRONE_KINDS, KINDS, NOMINAL_SIZE_M
-from sitl.render.renderer import Label, RenderCache, RenderedFrame, Renderer, RenderTarget
+from sitl.render.renderer import Label, RenderCache, RenderedFrame, Renderer, RenderTarget, sim_camera
 from sitl.render.scene import RenderError, SceneParams, random_scene
 
 __all__ = [
     "CLASSES", "CLASS_OF_KIND", "DISTRACTOR_KINDS", "DRONE_KINDS", "KINDS", "NOMINAL_SIZE_M", "Label", "RenderCache",
-    "RenderError", "RenderTarget", "RenderedFrame", "Renderer", "SceneParams", "random_scene",
+    "RenderError", "RenderTarget", "RenderedFrame", "Renderer", "SceneParams", "random_scene", "sim_camera",
 ]

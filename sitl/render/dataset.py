@@ -12,10 +12,13 @@ Mix (per image): ~10% empty frames, otherwise 1-4 objects; ~70% drones (quad, X8
 wing), ~30% distractors (bird, airliner, helicopter); object size drawn log-uniformly 4-40 px for ~80% of
 objects and 40-300 px for the rest; the camera looks between 10 deg below and 35 deg above the horizon
 with random roll, at 2-300 m altitude; ~20% grey IR-like scenes. ``--homing-fraction F`` renders that share
-of frames as the interceptor sees them in terminal homing instead (:func:`homing_view`).
+of frames as the interceptor sees them in terminal homing instead (:func:`homing_view`); ``--sim-fraction F``
+that share as the lockstep simulator's own camera sees its own scenes (:func:`sim_view_sample`), the domain the
+closed-loop tests fly in.
 
 CLI: ``python -m sitl.render.dataset --out DIR --n N --seed S [--width 640 --height 512] [--workers K]
-[--empty-fraction F] [--ir-fraction F] [--distractor-fraction F] [--small-fraction F] [--homing-fraction F]``
+[--empty-fraction F] [--ir-fraction F] [--distractor-fraction F] [--small-fraction F] [--homing-fraction F]
+[--sim-fraction F]``
 (same output for any K; ~10 images/s per core at 640x512).
 """
 
@@ -41,8 +44,8 @@ from autonomy.camera.model import (
 )
 from autonomy.geometry import euler_to_quat
 from sitl.render.models import CLASSES, DEFAULT_BGR, NOMINAL_SIZE_M
-from sitl.render.renderer import RenderCache, Renderer, RenderTarget
-from sitl.render.scene import RenderError, random_scene
+from sitl.render.renderer import RenderCache, RenderedFrame, Renderer, RenderTarget, sim_camera
+from sitl.render.scene import RenderError, SceneParams, random_scene
 
 _DRONE_WEIGHTS = {"quad": 0.30, "quad_x8": 0.12, "fpv_quad": 0.18, "shahed": 0.25, "fixed_wing": 0.15}
 _DISTRACTOR_WEIGHTS = {"bird": 0.55, "airliner": 0.2, "helicopter": 0.25}
@@ -96,10 +99,11 @@ class DatasetMix:
     small_fraction: float = 0.8  # objects drawn 4-40 px (the rest 40-300 px)
     max_targets: int = 4
     homing_fraction: float = 0.0  # frames seen as in terminal homing (:func:`homing_view`: ground, roll, blur)
+    sim_fraction: float = 0.0  # frames seen by the simulator's own camera in its own scenes (:func:`sim_view_sample`)
 
     def __post_init__(self) -> None:
         fr = (self.empty_fraction, self.ir_fraction, self.distractor_fraction, self.small_fraction,
-              self.homing_fraction)
+              self.homing_fraction, self.sim_fraction)
         if not all(0.0 <= f <= 1.0 for f in fr) or not 1 <= self.max_targets <= 4:
             raise RenderError("mix fractions must be in [0, 1] and max_targets in 1..4")
 
@@ -161,6 +165,85 @@ def homing_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
     return pos, q, rng.normal(0.0, 0.5, 3)
 
 
+# the lockstep simulator's scenes are SceneParams(seed=s) with the scenario's seed s (the tests fly 0-7 and
+# 1000-1007): sim-view training frames take their textures from seeds far from those
+SIM_SCENE_SEED0 = 50_000
+SIM_SCENE_POOL = 64
+_SIM_TARGET_WEIGHTS = {"shahed": 0.35, "fixed_wing": 0.15, "quad": 0.25, "fpv_quad": 0.25}
+
+
+def _sim_target(rng: np.random.Generator, kind: str, pos_ned_m: np.ndarray, i: int) -> RenderTarget:
+    """A target as the lockstep world draws it: nominal size (birds 0.5 m), level with some bank, any heading."""
+    scale = 0.5 / NOMINAL_SIZE_M["bird"] * float(rng.uniform(0.7, 1.4)) if kind == "bird" else \
+        float(rng.uniform(0.85, 1.15))
+    q = euler_to_quat(float(rng.normal(0, 0.25)), float(rng.normal(0, 0.1)), float(rng.uniform(-math.pi, math.pi)))
+    pal = _PALETTE[kind]
+    color = DEFAULT_BGR[kind] if rng.random() < 0.5 else pal[int(rng.integers(len(pal)))]
+    return RenderTarget(kind, tuple(float(v) for v in pos_ned_m), tuple(float(v) for v in q), scale,
+                        tuple(int(c) for c in color), float(rng.uniform(0, 2 * math.pi)) + i)
+
+
+def sim_view_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 512),
+                    cache: RenderCache | None = None):
+    """A frame as the lockstep simulator's camera has it (:func:`sitl.render.sim_camera`, 1280x720, 70 deg HFOV,
+    45 deg up-tilt, the default scene look with textures of seeds ``SIM_SCENE_SEED0`` + 0..63), cut to
+    ``image_size`` at native resolution around the object (the pipeline's ROI re-detection sees these pixels):
+
+    * 15 %: no object, camera 20-75 deg below the horizon at 40-250 m: the ground clutter of terminal homing;
+    * 20 %: a bird alone (a hard negative), otherwise a Shahed / fixed wing / quad / FPV quad;
+    * the object at 25-400 m (log-uniform), 30 deg below to 15 deg above the camera, near the image centre
+      as in homing (the vehicle points the camera at it), roll +-40 deg, body rates ~0.4 rad/s (blur);
+    * 40 % of the frames with an object get 1-4 birds within ~40 m of it (the bird-clutter family).
+
+    Returns what :func:`render_sample` does: (RenderedFrame with the crop and its labels, targets, scene, camera)."""
+    camera = sim_camera()
+    scene = SceneParams(seed=SIM_SCENE_SEED0 + int(rng.integers(SIM_SCENE_POOL)))
+    w, h = camera.intrinsics.width_px, camera.intrinsics.height_px
+    cw, ch = min(image_size[0], w), min(image_size[1], h)
+    alt_m = float(rng.uniform(40.0, 250.0))
+    cam_pos = np.array([rng.uniform(-300, 300), rng.uniform(-300, 300), -alt_m])
+    yaw = float(rng.uniform(-math.pi, math.pi))
+    roll = math.radians(rng.uniform(-40, 40))
+    targets: list[RenderTarget] = []
+    u = rng.random()
+    if u < 0.15:
+        q = euler_to_quat(roll, math.radians(rng.uniform(-75, -20)), yaw)
+    else:
+        kind = "bird" if u < 0.35 else _pick(rng, _SIM_TARGET_WEIGHTS)
+        range_m = math.exp(rng.uniform(math.log(25.0), math.log(400.0)))
+        el_min = -math.asin(min(1.0, (alt_m - 5.0) / range_m))
+        el = max(math.radians(rng.uniform(-30, 15)), el_min)
+        az = yaw + math.radians(rng.uniform(-15, 15))
+        los = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), -math.sin(el)])
+        pos = cam_pos + range_m * los
+        q = euler_to_quat(roll, el - camera.mount.tilt_up_rad + math.radians(rng.uniform(-12, 12)), yaw)
+        targets.append(_sim_target(rng, kind, pos, 0))
+        if rng.random() < 0.4:
+            for i in range(int(rng.integers(1, 5))):
+                p = pos + rng.normal(0.0, 25.0, 3)
+                p[2] = min(p[2], -3.0)
+                targets.append(_sim_target(rng, "bird", p, i + 1))
+    renderer = Renderer(camera, scene, cache=cache)
+    frame = renderer.render(cam_pos, q, targets, rng, t_s=float(rng.uniform(0, 10)),
+                            rate_body_radps=rng.normal(0.0, 0.4, 3))
+    if frame.labels:
+        x0, y0, x1, y1 = frame.labels[0].xyxy_px
+        cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    else:
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    ox = int(np.clip(round(cx - rng.uniform(0.15, 0.85) * cw), 0, w - cw))
+    oy = int(np.clip(round(cy - rng.uniform(0.15, 0.85) * ch), 0, h - ch))
+    labels = []
+    for lab in frame.labels:
+        bx0, by0, bx1, by1 = lab.xyxy_px
+        mx, my = 0.5 * (bx0 + bx1) - ox, 0.5 * (by0 + by1) - oy
+        if 0 <= mx < cw and 0 <= my < ch:
+            box = (max(bx0 - ox, -0.5), max(by0 - oy, -0.5), min(bx1 - ox, cw - 0.5), min(by1 - oy, ch - 0.5))
+            labels.append(dataclasses.replace(lab, xyxy_px=tuple(float(v) for v in box)))
+    crop = np.ascontiguousarray(frame.image[oy:oy + ch, ox:ox + cw])
+    return RenderedFrame(crop, labels, frame.excluded), targets, scene, camera
+
+
 def yolo_lines(labels, width_px: int, height_px: int) -> list[str]:
     """YOLO lines for usable labels; camera-model pixels (centre of pixel 0 at 0) -> [0, 1] edges."""
     out = []
@@ -177,6 +260,8 @@ def render_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640, 
     """One random training sample: (RenderedFrame, targets, scene, camera). With a shared ``cache``,
     the procedural textures come from a pool of ``texture_pool`` seeds (everything else about the
     scene still varies continuously), which makes a sample several times cheaper."""
+    if mix.sim_fraction > 0 and rng.random() < mix.sim_fraction:
+        return sim_view_sample(rng, image_size, cache)
     scene = random_scene(rng, ir_fraction=mix.ir_fraction)
     if cache is not None:
         scene = dataclasses.replace(scene, seed=int(rng.integers(0, texture_pool)))
@@ -204,7 +289,7 @@ def _write_one(out: Path, i: int, base_seed: int, image_size, mix: DatasetMix, j
     frame, targets, scene, camera = render_sample(rng, image_size, mix, cache=cache)
     name = f"{i:06d}"
     cv2.imwrite(str(out / "images" / f"{name}.jpg"), frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-    lines = yolo_lines(frame.labels, *image_size)
+    lines = yolo_lines(frame.labels, frame.image.shape[1], frame.image.shape[0])  # a sim view may be cut smaller
     (out / "labels" / f"{name}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
     return {
         "image": f"images/{name}.jpg", "mode": scene.mode,
@@ -226,7 +311,7 @@ def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
                  image_size: tuple[int, int] = (640, 512), empty_fraction: float = 0.1,
                  ir_fraction: float = 0.2, jpeg_quality: int = 92, progress: bool = False,
                  workers: int = 1, distractor_fraction: float = 0.3, small_fraction: float = 0.8,
-                 homing_fraction: float = 0.0) -> dict:
+                 homing_fraction: float = 0.0, sim_fraction: float = 0.0) -> dict:
     """Write ``n_images`` renders with YOLO labels into ``out_dir`` (see module docstring).
 
     One seed is drawn from ``rng``; image ``i`` uses ``default_rng([seed, i])``, so the output is the
@@ -239,7 +324,7 @@ def make_dataset(out_dir: str | Path, n_images: int, rng: np.random.Generator,
     (out / "labels").mkdir(parents=True, exist_ok=True)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     mix = DatasetMix(empty_fraction, ir_fraction, distractor_fraction, small_fraction,
-                     homing_fraction=homing_fraction)
+                     homing_fraction=homing_fraction, sim_fraction=sim_fraction)
     base_seed = int(rng.integers(0, 2**62))
     chunk = 50
     jobs = [(out, range(s, min(s + chunk, n_images)), base_seed, tuple(image_size), mix, jpeg_quality)
@@ -294,12 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small-fraction", type=float, default=0.8, help="share of objects drawn 4-40 px")
     ap.add_argument("--homing-fraction", type=float, default=0.0,
                     help="share of frames seen as in terminal homing (ground, tree line, roll, rotation blur)")
+    ap.add_argument("--sim-fraction", type=float, default=0.0,
+                    help="share of frames seen by the simulator's own camera in its own scenes, cut around the "
+                         "object at native resolution (sim_view_sample: ground clutter, birds, Shahed/quads 25-400 m)")
     ap.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     args = ap.parse_args(argv)
     stats = make_dataset(args.out, args.n, np.random.default_rng(args.seed), (args.width, args.height),
                          args.empty_fraction, args.ir_fraction, progress=True, workers=args.workers,
                          distractor_fraction=args.distractor_fraction, small_fraction=args.small_fraction,
-                         homing_fraction=args.homing_fraction)
+                         homing_fraction=args.homing_fraction, sim_fraction=args.sim_fraction)
     print(json.dumps(stats))
     return 0
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from autonomy.camera.model import Camera, bearings_cam_to_pixels, pixels_to_bearings_cam
+from autonomy.camera.model import Camera, CameraIntrinsics, bearings_cam_to_pixels, pixels_to_bearings_cam
 from autonomy.geometry import quat_normalize, quat_to_rotmat
 from sitl.render._kernels import N_PARAMS, background_numba, background_numpy, finish_numba, finish_numpy
 from sitl.render.models import CLASS_OF_KIND, DEFAULT_BGR, KINDS, MAT_DARK, MAT_DISC, MeshLibrary
@@ -590,3 +590,12 @@ class Renderer:
         intr = self.camera.intrinsics
         # a fixed world direction seen from a rotating camera moves as db/dt = -w x b; at b = (0, 0, 1):
         return -intr.fx_px * w_cam[1] * exposure_s, intr.fy_px * w_cam[0] * exposure_s
+
+
+def sim_camera(width_px: int = 1280, height_px: int = 720, hfov_deg: float = 70.0, tilt_up_deg: float = 45.0,
+               fps: float = 30.0) -> Camera:
+    """The simulator's camera: DESIGN's 70 deg HFOV camera at reduced resolution/rate for speed on small CPUs
+    (the up-tilt is 45 deg, as in campaigns: see ``sitl.campaign.campaign_camera``)."""
+    base = Camera.default()
+    intr = CameraIntrinsics.from_hfov(width_px, height_px, hfov_deg)
+    return Camera(intr, dataclasses.replace(base.mount, tilt_up_rad=math.radians(tilt_up_deg)), fps)

@@ -22,7 +22,7 @@ from sitl.render import (
     random_scene,
 )
 from sitl.render._kernels import finish_numba, finish_numpy
-from sitl.render.dataset import DatasetMix, homing_view, make_dataset
+from sitl.render.dataset import DatasetMix, homing_view, make_dataset, sim_view_sample
 from sitl.render.models import MeshLibrary
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
@@ -324,3 +324,35 @@ def test_homing_views_look_down_roll_and_blur_and_leave_the_default_mix_unchange
                            cv2.imread(str(tmp_path / x / f"images/{i:06d}.jpg"))) for x in ("b", "c") for i in range(3)]
     assert same[3:] == [True] * 3 and not all(same[:3])
     assert a == c
+
+
+def test_sim_views_are_native_cuts_of_the_simulator_camera_around_the_object(tmp_path):
+    with pytest.raises(RenderError):
+        DatasetMix(sim_fraction=-0.1)
+    rng = np.random.default_rng(5)
+    samples = [sim_view_sample(rng, (320, 256)) for _ in range(24)]
+    kinds = [t[0].kind for _, t, _, _ in samples if t]
+    assert "bird" in kinds and any(k != "bird" for k in kinds)
+    assert sum(not t for _, t, _, _ in samples) >= 1                      # ground-clutter frames, no object
+    labelled = 0
+    for frame, targets, scene, camera in samples:
+        assert frame.image.shape == (256, 320, 3) and camera.intrinsics.width_px == 1280
+        assert scene.seed >= 50_000                                       # never the lockstep tests' scenery
+        for lab in frame.labels:
+            x0, y0, x1, y1 = lab.xyxy_px
+            assert -0.5 <= x0 < x1 <= 319.5 and -0.5 <= y0 < y1 <= 255.5
+            assert lab.class_name == ("bird" if targets[lab.target_index].kind == "bird" else "drone")
+            labelled += 1
+    assert labelled >= 12
+    # the object sits inside the cut at native resolution: its box is as large as in the full frame
+    fx_px = samples[0][3].intrinsics.fx_px
+    sizes = [(max(lab.xyxy_px[2] - lab.xyxy_px[0], lab.xyxy_px[3] - lab.xyxy_px[1]),
+              NOMINAL_SIZE_M[t[lab.target_index].kind] * t[lab.target_index].size_scale * fx_px / lab.range_m)
+             for f, t, _, _ in samples for lab in f.labels if t[lab.target_index].kind != "bird"]
+    ratio = np.array([px / full for px, full in sizes])  # a box cut by the border is smaller, never larger
+    assert len(ratio) >= 8 and 0.7 <= np.median(ratio) <= 1.3 and ratio.max() <= 2.0
+    # the default mix draws no sim views: a dataset with sim_fraction 0 is the one it always was
+    a = make_dataset(tmp_path / "a", 2, np.random.default_rng(4), image_size=(96, 80))
+    c = make_dataset(tmp_path / "c", 2, np.random.default_rng(4), image_size=(96, 80), sim_fraction=0.0)
+    s = make_dataset(tmp_path / "s", 2, np.random.default_rng(4), image_size=(96, 80), sim_fraction=1.0)
+    assert a == c and s != a
