@@ -170,6 +170,9 @@ def homing_view(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.nd
 SIM_SCENE_SEED0 = 50_000
 SIM_SCENE_POOL = 64
 _SIM_TARGET_WEIGHTS = {"shahed": 0.35, "fixed_wing": 0.15, "quad": 0.25, "fpv_quad": 0.25}
+# ranges (m) drawn log-uniformly per kind: out to where the object still covers a few pixels
+_SIM_RANGE_M = {"shahed": (25.0, 400.0), "fixed_wing": (25.0, 400.0), "quad": (15.0, 150.0),
+                "fpv_quad": (12.0, 90.0), "bird": (20.0, 100.0)}
 
 
 def _sim_target(rng: np.random.Generator, kind: str, pos_ned_m: np.ndarray, i: int,
@@ -192,7 +195,7 @@ def sim_view_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640
     * 15 %: no object, camera 20-75 deg below the horizon at 40-250 m: the ground clutter of terminal homing;
     * 10 %: a bird alone (a hard negative) at 20-100 m, otherwise a Shahed / fixed wing / quad / FPV quad at
       25-400 m (log-uniform); 30 deg below to 15 deg above the camera, near the image centre as in homing (the
-      vehicle points the camera at it), half of them seen nose- or tail-on (as in a chase or a head-on pass),
+      vehicle points the camera at it; quads 15-150 m, FPV quads 12-90 m), half of them seen nose- or tail-on (as in a chase or a head-on pass),
       roll +-60 deg, body rates ~0.6 rad/s (blur);
     * 30 % of the frames with a drone within 120 m get 1-3 birds within ~25 m of it (the bird-clutter family).
 
@@ -215,7 +218,7 @@ def sim_view_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640
         q = euler_to_quat(roll, math.radians(rng.uniform(-75, -20)), yaw)
     else:
         kind = "bird" if u < 0.25 else _pick(rng, _SIM_TARGET_WEIGHTS)
-        lo_m, hi_m = (20.0, 100.0) if kind == "bird" else (25.0, 400.0)
+        lo_m, hi_m = _SIM_RANGE_M[kind]
         range_m = math.exp(rng.uniform(math.log(lo_m), math.log(hi_m)))
         el_min = -math.asin(min(1.0, (alt_m - 5.0) / range_m))
         el = max(math.radians(rng.uniform(-30, 15)), el_min)
