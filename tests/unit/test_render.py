@@ -330,7 +330,7 @@ def test_sim_views_are_native_cuts_of_the_simulator_camera_around_the_object(tmp
     with pytest.raises(RenderError):
         DatasetMix(sim_fraction=-0.1)
     rng = np.random.default_rng(5)
-    samples = [sim_view_sample(rng, (320, 256)) for _ in range(24)]
+    samples = [sim_view_sample(rng, (320, 256)) for _ in range(32)]
     kinds = [t[0].kind for _, t, _, _ in samples if t]
     assert "bird" in kinds and any(k != "bird" for k in kinds)
     assert sum(not t for _, t, _, _ in samples) >= 1                      # ground-clutter frames, no object
