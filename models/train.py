@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             load_onnx_weights(net, args.init)
             diff = onnx_init_error(net, args.init)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a missing or corrupt file: onnx and onnxruntime raise their own types
             raise SystemExit(f"--init {args.init}: cannot load these weights into --arch {args.arch!r}: {exc}")
         if diff > 1e-3:
             raise SystemExit(f"--init {args.init}: the loaded network differs from the file by {diff:.3g} "

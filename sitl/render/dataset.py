@@ -193,10 +193,10 @@ def sim_view_sample(rng: np.random.Generator, image_size: tuple[int, int] = (640
     ``image_size`` at native resolution around the object (the pipeline's ROI re-detection sees these pixels):
 
     * 15 %: no object, camera 20-75 deg below the horizon at 40-250 m: the ground clutter of terminal homing;
-    * 10 %: a bird alone (a hard negative) at 20-100 m, otherwise a Shahed / fixed wing / quad / FPV quad at
-      25-400 m (log-uniform); 30 deg below to 15 deg above the camera, near the image centre as in homing (the
-      vehicle points the camera at it; quads 15-150 m, FPV quads 12-90 m), half of them seen nose- or tail-on (as in a chase or a head-on pass),
-      roll +-60 deg, body rates ~0.6 rad/s (blur);
+    * 10 %: a bird alone (a hard negative) at 20-100 m, otherwise a Shahed / fixed wing at 25-400 m, a quad at
+      15-150 m or an FPV quad at 12-90 m (log-uniform); 30 deg below to 15 deg above the camera, near the image
+      centre as in homing (the vehicle points the camera at it), half of them seen nose- or tail-on (as in a
+      chase or a head-on pass), roll +-60 deg, body rates ~0.6 rad/s (blur);
     * 30 % of the frames with a drone within 120 m get 1-3 birds within ~25 m of it (the bird-clutter family).
 
     Birds are the world's (1 m, +-20 %) and only where they cover ~8 px or more: a first candidate trained with
