@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary", default=None, help="write the flight summary JSON here")
     ap.add_argument("--link-url", default=None, help="override [link] url (e.g. another simulator port)")
     ap.add_argument("--camera-source", default=None, help="override [camera] source")
+    ap.add_argument("--model", default=None, help="override [detector] model_path (e.g. another ONNX detector)")
     ap.add_argument("--record-dir", default=None, help="override [service] record_dir (a folder per flight: "
                     "flight.tlog, flight.jsonl, camera.mp4, frames.csv; replay with `autonomy replay FOLDER`)")
     args = ap.parse_args(argv)
@@ -284,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, link=replace(cfg.link, url=args.link_url))
     if args.camera_source:
         cfg = replace(cfg, camera=replace(cfg.camera, source=args.camera_source))
+    if args.model:
+        cfg = replace(cfg, detector=replace(cfg.detector, model_path=args.model))
     if args.record_dir:
         cfg = replace(cfg, service=replace(cfg.service, record_dir=args.record_dir))
     if cfg.service.record_dir and not args.check_only:
@@ -309,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         _say("running (waiting for a cue)")
         summary = run_service(cfg, bridge, source, detector, tracker, clock, lambda: stopping["flag"])
         summary["config"] = config_identity(args.config)
+        summary["model"] = cfg.detector.model_path
         _say(f"stopped: {summary['final_state']}, {summary['frames']} frames, dropped {summary['dropped_frames']}, "
              f"latency p50 {summary['latency_p50_ms']} ms p99 {summary['latency_p99_ms']} ms")
         if args.summary:

@@ -10,6 +10,7 @@ and the engagement intercepts. Only the ports are overridden on the command line
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,18 +24,24 @@ from tests.e2e._realtime import run_realtime
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_realtime_multiprocess_engagement_intercepts(tmp_path, seed):
-    model = Path(load_config(SITL_CONFIG).detector.model_path)
+    # E2E_MODEL=PATH: `autonomy fly --model PATH`, another detector with the same config (as in test_pipeline.py)
+    other = os.environ.get("E2E_MODEL", "")
+    model = Path(other or load_config(SITL_CONFIG).detector.model_path)
     if not model.is_file():
+        if other:
+            pytest.fail(f"E2E_MODEL={other}: no such file")
         pytest.skip(f"shipped detector {model} not in this checkout yet")
     result = tmp_path / "result.json"
     summary = tmp_path / "fly.json"
     fly = run_realtime(["--scenario", "quick", "--seed", str(seed), "--max-wall-s", "150", "--result", str(result)],
-                       ["--duration-s", "140", "--summary", str(summary)], world_timeout_s=170, fly_timeout_s=30)
+                       ["--duration-s", "140", "--summary", str(summary), *(["--model", other] if other else [])],
+                       world_timeout_s=170, fly_timeout_s=30)
     out, err = fly.stdout, fly.stderr
     assert fly.returncode == 0, out + err
     res = json.loads(result.read_text())
     fs = json.loads(summary.read_text())
-    print(f"REALTIME seed {seed}: {res} latency p50 {fs['latency_p50_ms']} ms p99 {fs['latency_p99_ms']} ms, "
+    assert Path(fs["model"]).resolve() == model.resolve(), fs["model"]
+    print(f"REALTIME seed {seed} ({model.name}): {res} latency p50 {fs['latency_p50_ms']} ms p99 {fs['latency_p99_ms']} ms, "
           f"{fs['frames']} frames, dropped {fs['dropped_frames']}, capture offset {fs.get('capture_offset_ms')} ms, "
           f"grab - stamp p1/p50/p99 {fs.get('grab_minus_stamp_ms_p1_p50_p99')} ms")
     # the engagement's decisions, one line, so that a miss in a -s log can be told apart (track lost, dropped, passed)

@@ -97,6 +97,15 @@ def test_missing_model(tmp_path):
     assert r.returncode == 1 and "model file not found" in _one_line(r)
 
 
+def test_model_override_on_the_command_line(tmp_path):
+    # --model replaces [detector] model_path: the config's good model is not used, the bad one is named
+    good = ROOT / "models" / "detector.onnx"
+    r = _fly("--config", str(_cfg(tmp_path, "udpin:127.0.0.1:1", "0", f'model_path = "{good}"')),
+             "--model", str(tmp_path / "other.onnx"))
+    line = _one_line(r)
+    assert r.returncode == 1 and "model file not found" in line and "other.onnx" in line
+
+
 def test_no_camera(tmp_path):
     r = _fly("--config", str(_cfg(tmp_path, "udpin:127.0.0.1:1", "/dev/video97")))
     assert r.returncode == 1 and "self-check failed: camera:" in _one_line(r)
