@@ -44,11 +44,13 @@ def test_fine_tune_starts_from_given_weights_and_refuses_another_layout(shared_d
 @pytest.mark.slow
 def test_fine_tune_from_the_shipped_onnx_starts_from_its_function(shared_data, tmp_path):
     pytest.importorskip("torch", reason="training needs the optional extra 'train' (torch)")
+    from pathlib import Path
+
     import numpy as np
 
     from models.train import main
 
-    shipped = "models/detector.onnx"
+    shipped = str(Path(__file__).resolve().parents[2] / "models" / "detector.onnx")
     tuned = tmp_path / "tuned.onnx"
     assert main(["--data", str(shared_data), "--device", "cpu", "--batch", "4", "--every", "150", "--steps", "1",
                  "--lr", "1e-9", "--init", shipped, "--out", str(tuned)]) == 0
