@@ -337,13 +337,11 @@ class Pipeline:
                     continue
                 side, scale = cfg.roi_window(box_px)
                 side = min(side, float(min(w, h)))
+                roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale,
+                                               score_threshold=cfg.roi_score_threshold or None)
                 if cfg.roi_score_threshold > 0.0:
-                    roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale,
-                                                   score_threshold=cfg.roi_score_threshold)
                     radius = cfg.roi_weak_gate_box * box_px if cfg.roi_weak_gate_box > 0 else math.inf
                     roi = keep_weak_track_detections(roi, tr.class_name, strong, (cu, cv), max(radius, 4.0))
-                else:
-                    roi = self.detector.detect_roi(image, (cu, cv), side, t_cap, scale=scale)
                 dets = merge_detections(dets, roi, cfg.roi_merge_iou)
                 rois.append(np.array([cu - side / 2, cv - side / 2, cu + side / 2, cv + side / 2]))
             self.timer.record("roi", self._wall() - w1)
