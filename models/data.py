@@ -126,3 +126,60 @@ def load_training_set(data_root: Path, every: int = 2, synthetic_dirs: list[Path
 
 def svanstrom_root(data_root: Path) -> Path:
     return Path(data_root) / SVANSTROM
+
+
+SKY_CROP_WH = (320, 256)
+
+
+def sky_crop_clips(data_root: Path, which: str = "train") -> list[VideoInfo]:
+    """Visible drone clips that sky crops are cut from: ``train`` = the training clips less the validation
+    carve-out (what ``models.train --sky-crops`` learns from), ``val`` = the validation clips (what
+    ``models.sky_check`` measures on). Held-out clips are never used."""
+    train, _ = split_videos(data_root)
+    vis = [v for v in train if v.sensor == "visible" and v.cls == "drone"]
+    if which == "val":
+        return [v for v in vis if v.name in VALIDATION_VIDEOS]
+    return [v for v in vis if v.name not in VALIDATION_VIDEOS]
+
+
+def sky_crops(data_root: Path, videos: list[VideoInfo], n: int, seed: int, margin_px: float = 20.0,
+              skip_frames: tuple[int, int] = (20, 40), to_canvas: bool = True) -> FrameSet:
+    """``n`` label-free 320x256 windows of real drone frames that keep ``margin_px`` away from every labelled
+    box, brought to the canvas as the runtime brings such a frame (x2). They are cut the way the shared data's
+    ``visible_negative_crops`` were (plain sky, cloud, tree line beside the drone); frames ``skip_frames`` (the
+    frames those test crops come from) are never used, so no test crop is ever a training crop. With
+    ``to_canvas=False`` the images are the 320x256 RGB windows themselves (what a test hands the detector)."""
+    gen = np.random.default_rng(seed)
+    cw, ch = SKY_CROP_WH
+    per_clip = int(np.ceil(n / max(len(videos), 1)))
+    imgs, src = [], []
+    for v in videos:
+        pool = [i for i in range(v.frames) if not skip_frames[0] <= i <= skip_frames[1]]
+        # three candidate frames per crop wanted: near a close drone a frame may have no clear window
+        want = set(gen.choice(pool, min(3 * per_clip, len(pool)), replace=False).tolist())
+        labels = read_labels(v, data_root)
+        cap = cv2.VideoCapture(str(v.video_path(data_root)))
+        i, got = 0, 0
+        while want and got < per_clip and len(imgs) < n:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i in want:
+                want.discard(i)
+                h, w = frame.shape[:2]
+                boxes = np.array([r[1:] for r in labels.get(i, [])], np.float64).reshape(-1, 4)
+                for _ in range(20):
+                    x0, y0 = int(gen.integers(0, w - cw + 1)), int(gen.integers(0, h - ch + 1))
+                    clear = ((boxes[:, 2] < x0 - margin_px) | (boxes[:, 0] > x0 + cw + margin_px)
+                             | (boxes[:, 3] < y0 - margin_px) | (boxes[:, 1] > y0 + ch + margin_px))
+                    if clear.all():
+                        win = frame[y0:y0 + ch, x0:x0 + cw]
+                        imgs.append(_to_canvas(win)[0] if to_canvas else cv2.cvtColor(win, cv2.COLOR_BGR2RGB))
+                        src.append(f"sky:{v.name}/{i}/x{x0}_y{y0}")
+                        got += 1
+                        break
+            i += 1
+        cap.release()
+    empty = np.zeros((0, 5), np.float32)
+    shape = (0, *(CANVAS_WH if to_canvas else SKY_CROP_WH)[::-1], 3)
+    return FrameSet(np.stack(imgs) if imgs else np.zeros(shape, np.uint8), [empty] * len(imgs), src)

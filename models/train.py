@@ -50,7 +50,7 @@ from models.arch import (
     freeze_batchnorm,
     load_onnx_weights,
 )
-from models.data import CANVAS_WH, load_training_set
+from models.data import CANVAS_WH, FrameSet, load_training_set, sky_crop_clips, sky_crops
 from models.split import CLASSES
 
 
@@ -332,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synthetic-weight", type=float, default=1.0,
                     help="how much more often a centred crop is taken from a synthetic frame than from a real one "
                          "of the same class (1 = as often)")
+    ap.add_argument("--sky-crops", type=int, default=0,
+                    help="add this many label-free 320x256 windows of real training drone frames, upscaled x2 as the "
+                         "runtime does (models.data.sky_crops; validation and held-out clips never used): real sky, "
+                         "cloud and tree line that must stay silent")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="models/detector.onnx")
     ap.add_argument("--int8", action="store_true", help="also write an int8 (dynamic) quantized variant")
@@ -354,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     fs = load_training_set(Path(args.data), every=args.every,
                            synthetic_dirs=[Path(p) for p in args.synthetic or []], exclude_val=args.holdout_val)
+    if args.sky_crops > 0:
+        sky = sky_crops(Path(args.data), sky_crop_clips(Path(args.data), "train"), args.sky_crops, args.seed + 1)
+        fs = FrameSet(np.concatenate([fs.images, sky.images]), fs.boxes + sky.boxes, fs.source + sky.source)
+        print(f"{len(sky.images)} sky crops added", flush=True)
     n_obj = np.bincount(np.concatenate([b[:, 0].astype(int) for b in fs.boxes]), minlength=len(CLASSES))
     print(f"training frames {len(fs.images)} ({dict(zip(CLASSES, n_obj.tolist()))} boxes), "
           f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -425,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"train_steps": step + 1, "train_batch": args.batch, "train_every": args.every, "seed": args.seed,
             "train_frames": len(fs.images), "synthetic": bool(args.synthetic), "lr": args.lr,
             "crop": args.crop, "conf_neg_weight": args.conf_neg_weight, "holdout_val": args.holdout_val,
-            "synthetic_weight": args.synthetic_weight,
+            "synthetic_weight": args.synthetic_weight, "sky_crops": args.sky_crops,
             "arch": spec.to_json(), "train_seconds": round(time.perf_counter() - t_start, 1),
             "init": Path(args.init).name if args.init else None}
     export_onnx(net, out, meta)

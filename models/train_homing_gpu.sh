@@ -2,7 +2,8 @@
 # One GPU call: train variants (from scratch in the shipped v1 layout unless a variant says otherwise, e.g.
 # "--init models/detector.onnx" to fine-tune the shipped model) on the real training clips plus base, terminal-homing
 # and (N_SIM > 0) sim-view renders, then measure each on the held-out real clips and, with the shipped model beside
-# them, on the simulator's own renders (models.sim_eval). Session 10 and 15 (MODEL_CARD.md).
+# them, on the simulator's own renders (models.sim_eval) and on real sky crops of the validation clips
+# (models.sky_check). Sessions 10, 15 and 16 (MODEL_CARD.md).
 #   DATA=path/to/shared/data OUT=outdir MINUTES=5 VARIANTS="A|;B|--synthetic-weight 2" bash models/train_homing_gpu.sh
 # A variant's arguments come after the defaults, so they override them ("--lr 1e-3", "--synthetic /tmp/syn_s").
 # The renders land in /tmp/syn_h (homing), /tmp/syn_b (base) and /tmp/syn_s (sim views).
@@ -51,7 +52,9 @@ else
   echo "no pymavlink here: run python -m models.sim_eval --model models/detector.onnx ${models[*]} elsewhere" \
       > "$R/sim_eval.txt"
 fi
+$PY -m models.sky_check --data "$DATA" --n 900 --model models/detector.onnx --model models/detector_sim15.onnx \
+    "${models[@]}" > "$R/sky_check.txt" 2>&1 &
 wait; el "evaluated"
 for n in "${names[@]}"; do echo "== $n"; grep -E "CLOSE\+MEDIUM|ALL" "$R/heldout_$n.txt"; done
-tail -40 "$R/sim_eval.txt"
+tail -40 "$R/sim_eval.txt"; cat "$R/sky_check.txt"
 tar czf "$OUT/eval.tgz" -C "$R" . ; el "end"
