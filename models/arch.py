@@ -34,8 +34,8 @@ STRIDE = 4
 class ArchSpec:
     """Channel widths at strides 2/4/8/16/32, blocks per stage, FPN width, head width, stem and neck kind.
 
-    The defaults are the SHIPPED model's layout (v1, models/detector.onnx): a 3x3 stride-2 stem to ``c2``
-    channels and a stride-2 block to ``c4`` (``stem=2``), the plain FPN neck (``neck=1``: lateral 1x1 convs
+    The defaults are the SHIPPED models' layout (v1 and its fine-tunes, ``models/detector*.onnx``): a 3x3 stride-2
+    stem to ``c2`` channels and a stride-2 block to ``c4`` (``stem=2``), the plain FPN neck (``neck=1``: lateral 1x1 convs
     summed top-down to stride 4, head width = FPN width). ``V2_PATCH`` below is the session-2 candidate.
     """
 

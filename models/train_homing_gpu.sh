@@ -52,7 +52,7 @@ else
   echo "no pymavlink here: run python -m models.sim_eval --model models/detector.onnx ${models[*]} elsewhere" \
       > "$R/sim_eval.txt"
 fi
-$PY -m models.sky_check --data "$DATA" --n 900 --model models/detector.onnx --model models/detector_sim15.onnx \
+$PY -m models.sky_check --data "$DATA" --n 900 --model models/detector.onnx --model models/detector_v1.onnx \
     "${models[@]}" > "$R/sky_check.txt" 2>&1 &
 wait; el "evaluated"
 for n in "${names[@]}"; do echo "== $n"; grep -E "CLOSE\+MEDIUM|ALL" "$R/heldout_$n.txt"; done

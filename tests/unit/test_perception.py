@@ -181,9 +181,11 @@ def test_shipped_model_finds_a_synthetic_dark_quad_in_roi(ours):
 
 
 def test_shrunk_roi_finds_large_wings_the_native_window_breaks_up():
-    """A 2.5 m delta wing at 30-40 m covers 85-105 px; the shipped model, made for few-pixel drones, finds it in a
-    native-resolution window in few of the simulator's homing views (it fires on parts of it, or not at all),
-    and in many more in the pipeline's window, shrunk so that the wing is roi_target_box_px (32) across."""
+    """A 2.5 m delta wing at 30-40 m covers 85-105 px. v1 (models/detector_v1.onnx, the default until session 16),
+    made for few-pixel drones, finds it in a native-resolution window in few of the simulator's homing views (it
+    fires on parts of it, or not at all), and in many more in the pipeline's window, shrunk so that the wing is
+    roi_target_box_px (32) across. The session-16 default, fine-tuned on the simulator's views, finds it either way
+    (21 and 17 of 24 in session 16); the pipeline keeps the shrunk window, with which its closed loop was measured."""
     from dataclasses import replace
 
     from autonomy.config import load_config
@@ -191,22 +193,26 @@ def test_shrunk_roi_finds_large_wings_the_native_window_breaks_up():
     from sitl.engagement_demo import SITL_CONFIG
 
     cfg = load_config(SITL_CONFIG)
-    det = Detector(replace(cfg.detector, model_path=str(DEFAULT_MODEL_PATH)))
-    hits = {1.0: 0, "shrunk": 0}
     cases = approach_cases(("shahed",), (30.0, 40.0), n=12)
-    for c in cases:
-        box = c.box_xyxy_px
-        side_px = max(box[2] - box[0], box[3] - box[1])
-        assert side_px > 40.0
-        centre = (0.5 * (box[0] + box[2]) + ROI_OFFSET_PX[0], 0.5 * (box[1] + box[3]) + ROI_OFFSET_PX[1])
-        window_px, shrink = cfg.pipeline.roi_window(side_px)
-        assert shrink < 1.0
-        for key, scale in ((1.0, 1.0), ("shrunk", shrink)):
-            d = det.detect_roi(c.image, centre, window_px, 0.0, scale=scale)
-            drone = np.array([det.class_names[k] == "drone" for k in d.class_ids], bool)
-            if drone.any() and iou_matrix(d.xyxy_px[drone], box[None, :]).max() >= 0.3:  # full-frame pixels
-                hits[key] += 1
-    assert hits["shrunk"] >= hits[1.0] + 4 and hits["shrunk"] >= len(cases) // 3, hits
+    hits = {}
+    for name, path in (("v1", DEFAULT_MODEL_PATH.with_name("detector_v1.onnx")), ("default", DEFAULT_MODEL_PATH)):
+        det = Detector(replace(cfg.detector, model_path=str(path)))
+        hits[name] = {1.0: 0, "shrunk": 0}
+        for c in cases:
+            box = c.box_xyxy_px
+            side_px = max(box[2] - box[0], box[3] - box[1])
+            assert side_px > 40.0
+            centre = (0.5 * (box[0] + box[2]) + ROI_OFFSET_PX[0], 0.5 * (box[1] + box[3]) + ROI_OFFSET_PX[1])
+            window_px, shrink = cfg.pipeline.roi_window(side_px)
+            assert shrink < 1.0
+            for key, scale in ((1.0, 1.0), ("shrunk", shrink)):
+                d = det.detect_roi(c.image, centre, window_px, 0.0, scale=scale)
+                drone = np.array([det.class_names[k] == "drone" for k in d.class_ids], bool)
+                if drone.any() and iou_matrix(d.xyxy_px[drone], box[None, :]).max() >= 0.3:  # full-frame pixels
+                    hits[name][key] += 1
+    v1 = hits["v1"]
+    assert v1["shrunk"] >= v1[1.0] + 4 and v1["shrunk"] >= len(cases) // 3, hits
+    assert hits["default"]["shrunk"] >= len(cases) // 2 and hits["default"][1.0] >= len(cases) // 2, hits
     with pytest.raises(FrameError, match="scale"):
         det.detect_roi(cases[0].image, centre, 128, 0.0, scale=0.0)
     with pytest.raises(FrameError, match="scale"):
