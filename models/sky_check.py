@@ -12,6 +12,7 @@ held-out sanity crops are ever looked at.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
@@ -41,13 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threshold", type=float, default=0.4, help="the runtime's score threshold")
     args = ap.parse_args(argv)
+    from autonomy.perception import ModelError
+
+    if not (Path(args.data) / "svanstrom_drone_detection_dataset").is_dir():
+        print(f"sky_check: no Svanstrom clips under {args.data} (--data)", file=sys.stderr)
+        return 2
     # the 320x256 windows themselves: the detector upscales them x2, as it does the sanity crops
     crops = sky_crops(Path(args.data), sky_crop_clips(Path(args.data), "val"), args.n, args.seed,
                       to_canvas=False).images
     print(f"{len(crops)} sky crops from the validation clips")
     print(f"{'model':40s} {'FP crops':>9s} {'p50':>6s} {'p95':>6s} {'p99':>6s} {'max':>6s}")
     for m in args.model:
-        s = top_drone_scores(m, crops)
+        try:
+            s = top_drone_scores(m, crops)
+        except ModelError as exc:
+            print(f"sky_check: {exc}", file=sys.stderr)
+            return 2
         print(f"{Path(m).name:40s} {int((s >= args.threshold).sum()):4d}/{len(s):<4d} "
               f"{np.percentile(s, 50):6.3f} {np.percentile(s, 95):6.3f} {np.percentile(s, 99):6.3f} {s.max():6.3f}")
     return 0

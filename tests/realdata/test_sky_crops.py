@@ -63,3 +63,12 @@ def test_sky_check_scores_real_sky_below_real_drones(shared_data, capsys):
     with_drone[:, 128 - h // 2:128 - h // 2 + h, 160 - w // 2:160 - w // 2 + w] = patch
     s_drone = top_drone_scores(str(DEFAULT_MODEL_PATH), with_drone)
     assert np.median(s_drone) > np.median(s_sky) + 0.3, (np.median(s_drone), np.median(s_sky))
+
+
+def test_sky_check_says_what_is_missing(shared_data, tmp_path, capsys):
+    from models.sky_check import main
+
+    assert main(["--model", str(tmp_path / "nope.onnx"), "--data", str(shared_data), "--n", "3"]) == 2
+    assert "nope.onnx" in capsys.readouterr().err
+    assert main(["--model", "models/detector.onnx", "--data", str(tmp_path)]) == 2
+    assert "no Svanstrom clips" in capsys.readouterr().err
