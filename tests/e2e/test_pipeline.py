@@ -163,7 +163,9 @@ KNOWN_MISSES: dict[tuple[str, int], str] = {
                     + _NOT_ANALYSED_16,
     ("evasive", 5): "miss 3.96 m, ends in terminal; " + _NOT_ANALYSED_16,
     ("degraded", 0): "miss 1.88 m, ends in reattack after a 51 s chase; " + _NOT_ANALYSED_16,
-    ("degraded", 1): "miss 4.38 m, ends in terminal; " + _NOT_ANALYSED_16,
+    ("degraded", 1): "miss 4.38 m, ends in terminal. The re-attack sees the target at the image's left edge at 34-23 m "
+                     "but engages a new track 33 deg off it (at 20 m the cue gate is wider than that), and TERMINAL "
+                     "homes on that track; the target leaves the image at 10 m",
     ("degraded", 6): "miss 7.39 m, ends in reattack; " + _NOT_ANALYSED_16,
     ("bird_clutter", 4): "miss 3.57 m, ends in acquire, 10.1 of 12.0 s of TERMINAL on a track off the target; "
                          + _NOT_ANALYSED_16,
