@@ -11,27 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autonomy.config import load_config
 from autonomy.fly import config_identity
 from sitl.engagement_demo import SITL_CONFIG, RunOptions, run_engagement
 from sitl.scenarios import make_scenario
+from tests.e2e._model import E2E_MODEL, model_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-# E2E_MODEL=PATH flies the lockstep engagements with another detector (e.g. models/detector_v1.onnx, the old default)
-# instead of the sim config's: a measurement like E2E_FAMILY_SCENE_OFFSET (the KNOWN_MISSES table is the shipped
-# model's), so a family run that misses is an xfail with its numbers, and the safety asserts still hold.
-E2E_MODEL = os.environ.get("E2E_MODEL", "")
-
-
-def _model_or_skip() -> str:
-    path = Path(E2E_MODEL or load_config(SITL_CONFIG).detector.model_path)
-    if not path.is_file():
-        if E2E_MODEL:
-            pytest.fail(f"E2E_MODEL={E2E_MODEL}: no such file")
-        pytest.skip(f"shipped detector {path} is not in this checkout yet (models/ room)")
-    return str(path)
 
 
 def test_camera_stop_mid_flight_brakes_and_holds():
@@ -178,7 +163,7 @@ SLOW = [(f, s) for f in ("shahed_crossing", "shahed_headon", "recon_loiter", "fp
 def _fly(family: str, seed: int):
     from sitl.video_server import quick_scenario
 
-    model = _model_or_skip()
+    model = str(model_or_skip())
     sc = quick_scenario(seed) if family == "quick" else make_scenario(family, seed)
     scene = seed + SCENE_OFFSET if SCENE_OFFSET and family != "quick" else None
     return sc, run_engagement(sc, RunOptions(perception="model", model_path=model, scene_seed=scene))
@@ -224,7 +209,7 @@ def test_lockstep_engagement_intercepts_each_family(family, seed):
 
 @pytest.mark.slow
 def test_bird_cue_is_never_engaged():
-    model = _model_or_skip()
+    model = str(model_or_skip())
     sc = make_scenario("bird_cue", 1)
     res = run_engagement(sc, RunOptions(perception="model", model_path=model, t_max_s=60.0))
     assert not res.intercept and "terminal" not in [d[2] for d in res.decisions]

@@ -10,31 +10,24 @@ and the engagement intercepts. Only the ports are overridden on the command line
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from autonomy.config import load_config
 from autonomy.fly import config_identity
 from sitl.engagement_demo import SITL_CONFIG
+from tests.e2e._model import E2E_MODEL, model_or_skip
 from tests.e2e._realtime import run_realtime
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_realtime_multiprocess_engagement_intercepts(tmp_path, seed):
-    # E2E_MODEL=PATH: `autonomy fly --model PATH`, another detector with the same config (as in test_pipeline.py)
-    other = os.environ.get("E2E_MODEL", "")
-    model = Path(other or load_config(SITL_CONFIG).detector.model_path)
-    if not model.is_file():
-        if other:
-            pytest.fail(f"E2E_MODEL={other}: no such file")
-        pytest.skip(f"shipped detector {model} not in this checkout yet")
+    model = model_or_skip()   # E2E_MODEL=PATH: `autonomy fly --model PATH`, another detector, the same config
     result = tmp_path / "result.json"
     summary = tmp_path / "fly.json"
     fly = run_realtime(["--scenario", "quick", "--seed", str(seed), "--max-wall-s", "150", "--result", str(result)],
-                       ["--duration-s", "140", "--summary", str(summary), *(["--model", other] if other else [])],
+                       ["--duration-s", "140", "--summary", str(summary), *(["--model", E2E_MODEL] if E2E_MODEL else [])],
                        world_timeout_s=170, fly_timeout_s=30)
     out, err = fly.stdout, fly.stderr
     assert fly.returncode == 0, out + err
