@@ -92,10 +92,12 @@ def read_yolo_folder(images_dir: Path, labels_dir: Path, tag: str) -> FrameSet:
 
 
 def load_training_set(data_root: Path, every: int = 2, synthetic_dirs: list[Path] | tuple = (),
-                      max_videos: int | None = None, exclude_val: bool = False) -> FrameSet:
+                      max_videos: int | None = None, exclude_val: bool = False,
+                      extra: tuple[FrameSet, ...] = ()) -> FrameSet:
     """The TRAINING split: Svanström train clips (every ``every``-th frame), Anti-UAV YOLO frames, renders.
 
     ``exclude_val`` leaves out the validation clips (``models.split.VALIDATION_VIDEOS``, a subset of train).
+    ``extra`` frame sets (e.g. :func:`sky_crops`) go last, in the same single copy into one array.
     """
     train, _ = split_videos(data_root)
     if exclude_val:
@@ -116,7 +118,7 @@ def load_training_set(data_root: Path, every: int = 2, synthetic_dirs: list[Path
         img_dir = sd / "images" if (sd / "images").is_dir() else sd
         lab_dir = sd / "labels" if (sd / "labels").is_dir() else sd
         parts.append(read_yolo_folder(img_dir, lab_dir, f"synthetic:{sd.name}"))
-    parts = [p for p in parts if len(p.images)]
+    parts = [p for p in [*parts, *extra] if len(p.images)]
     return FrameSet(
         np.concatenate([p.images for p in parts]),
         [b for p in parts for b in p.boxes],

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.data import sky_crop_clips, sky_crops
+from models.data import sky_crop_clips, sky_crops, svanstrom_root
 
 
 def top_drone_scores(model: str, images_rgb: np.ndarray) -> np.ndarray:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from autonomy.perception import ModelError
 
-    if not (Path(args.data) / "svanstrom_drone_detection_dataset").is_dir():
+    if not svanstrom_root(Path(args.data)).is_dir():
         print(f"sky_check: no Svanstrom clips under {args.data} (--data)", file=sys.stderr)
         return 2
     # the 320x256 windows themselves: the detector upscales them x2, as it does the sanity crops

@@ -50,7 +50,7 @@ from models.arch import (
     freeze_batchnorm,
     load_onnx_weights,
 )
-from models.data import CANVAS_WH, FrameSet, load_training_set, sky_crop_clips, sky_crops
+from models.data import CANVAS_WH, load_training_set, sky_crop_clips, sky_crops
 from models.split import CLASSES
 
 
@@ -356,12 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
     t0 = time.perf_counter()
-    fs = load_training_set(Path(args.data), every=args.every,
-                           synthetic_dirs=[Path(p) for p in args.synthetic or []], exclude_val=args.holdout_val)
+    extra = ()
     if args.sky_crops > 0:
-        sky = sky_crops(Path(args.data), sky_crop_clips(Path(args.data), "train"), args.sky_crops, args.seed + 1)
-        fs = FrameSet(np.concatenate([fs.images, sky.images]), fs.boxes + sky.boxes, fs.source + sky.source)
-        print(f"{len(sky.images)} sky crops added", flush=True)
+        extra = (sky_crops(Path(args.data), sky_crop_clips(Path(args.data), "train"), args.sky_crops, args.seed + 1),)
+        print(f"{len(extra[0].images)} sky crops added", flush=True)
+    fs = load_training_set(Path(args.data), every=args.every, synthetic_dirs=[Path(p) for p in args.synthetic or []],
+                           exclude_val=args.holdout_val, extra=extra)
     n_obj = np.bincount(np.concatenate([b[:, 0].astype(int) for b in fs.boxes]), minlength=len(CLASSES))
     print(f"training frames {len(fs.images)} ({dict(zip(CLASSES, n_obj.tolist()))} boxes), "
           f"loaded in {time.perf_counter() - t0:.1f} s", flush=True)
