@@ -124,6 +124,13 @@ class EngagementConfig:
     miss_range_m: float = 25.0              # opening within this range while terminal -> MISS
     max_reattacks: int = 2
     reattack_min_range_m: float = 5.0       # a re-attack goes terminal on a closing camera track beyond this range
+    # re-attack from the stand-off, for targets up to this size (m, as for fov_keep_max_size_m; 0 = never, inf =
+    # always): after a pass, back out to ``standoff_m`` (braking onto it from either side) with the view kept as
+    # while shadowing, and home again once the camera has the target there, closing or not. Otherwise (larger
+    # targets, seen from far and re-found) fly straight at the predicted intercept point and home on the first
+    # closing camera track
+    reattack_standoff_max_size_m: float = 0.0
+    reattack_ready_frac: float = 0.8        # ... "back out" = the range is at least this fraction of standoff_m
     hold_before_rtl_s: float = 3.0
     fence_brake_accel_mps2: float = 15.0    # deceleration assumed for the geofence stopping-point check
     engageable_classes: tuple[str, ...] = ("drone", "uav", "quadcopter", "fixed_wing_uav", "shahed", "fpv")

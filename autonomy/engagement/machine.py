@@ -207,6 +207,7 @@ class EngagementMachine:
         self._cue_hist: list[TargetCue] = []
         self._reattacks = 0
         self._reattack_open_m = 0.0   # largest range since the last pass (re-attack readiness)
+        self._first_terminal_size_m: float | None = None  # target size estimate when homing first began (m)
         self._min_range_m = math.inf
         self._tgt = _Target()
         self._reasons: list[Reason] = []
@@ -545,6 +546,8 @@ class EngagementMachine:
         if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION):
             if self.authorized(t) and blocked is None:
                 self._min_range_m = math.inf
+                if self._first_terminal_size_m is None and self._last_track is not None:
+                    self._first_terminal_size_m = self._track_size_m(self._last_track)
                 self._go(t, State.TERMINAL, Reason.AUTHORIZED, f"track {self._track_id}")
             elif self.state is State.TRACK:
                 why = Reason.AUTHORIZATION_REQUIRED if blocked is None else blocked[0]
@@ -580,7 +583,11 @@ class EngagementMachine:
             # it to be 50 m away *while closing* left under half a second of homing, and the re-attack often
             # flew its pass on the midcourse law
             self._reattack_open_m = max(self._reattack_open_m, rng)
-            if tr is not None and self._closing(pos, vel, t) > 5.0 and rng > self.cfg.reattack_min_range_m \
+            # (a stand-off re-attack, reattack_standoff_max_size_m: or once back out there with a fresh camera track)
+            back_out = self._reattack_from_standoff() and tr is not None and tr.misses == 0 \
+                and rng >= self.cfg.reattack_ready_frac * self.cfg.standoff_m
+            if tr is not None and (self._closing(pos, vel, t) > 5.0 or back_out) \
+                    and rng > self.cfg.reattack_min_range_m \
                     and self._reattack_open_m > 2.0 * self.cfg.miss_range_m \
                     and self.authorized(t) and blocked is None:
                 self._min_range_m = math.inf
@@ -686,24 +693,33 @@ class EngagementMachine:
 
     def _keep_in_view(self, rng_m: float) -> bool:
         """Field-of-view keeping wanted at this range: close enough (``fov_keep_range_m``) and a small target."""
-        return rng_m < self.cfg.fov_keep_range_m and self._small_target()
+        return rng_m < self.cfg.fov_keep_range_m and self._small_target(self.cfg.fov_keep_max_size_m)
 
-    def _small_target(self) -> bool:
-        """Is the engaged target at most ``fov_keep_max_size_m`` across (size = the camera track's angular size
-        times its range, or the class size)? True before any track (a target we still have to find).
+    def _reattack_from_standoff(self) -> bool:
+        """Re-attack from the stand-off (``reattack_standoff_max_size_m``) rather than straight at the target? The
+        size is the one estimated when homing first began: at the pass the track's range (the cue's) is off by
+        as much as the range itself, and a 2.5 m wing then measured 1.2-7.5 m."""
+        max_m, size_m = self.cfg.reattack_standoff_max_size_m, self._first_terminal_size_m
+        return max_m > 0.0 and (size_m is None or size_m <= max_m)
+
+    def _small_target(self, max_size_m: float) -> bool:
+        """Is the engaged target at most ``max_size_m`` across (size = the camera track's angular size times its
+        range, or the class size)? True before any track (a target we still have to find).
 
         A small target is first seen late (a 0.4 m quad at ~90 m): once it leaves the image it is not seen
         again before the pass, so keeping it in view is worth the speed that costs. A large one is seen from
         hundreds of metres and re-acquired after a short loss, and the speed matters more (evasive turns)."""
         tr = self._last_track
-        if tr is None or not math.isfinite(self.cfg.fov_keep_max_size_m):
+        if tr is None or not math.isfinite(max_size_m):
             return True
-        size = None
+        size = self._track_size_m(tr)
+        return size is None or size <= max_size_m
+
+    def _track_size_m(self, tr: TargetTrack) -> float | None:
+        """The track's angular size times its range, else the size of its class (m), else None."""
         if tr.range_m is not None and math.isfinite(tr.range_m) and math.isfinite(tr.angular_size_rad):
-            size = float(tr.angular_size_rad) * float(tr.range_m)
-        if size is None:
-            size = self.cfg.size_of(tr.class_name)
-        return size is None or size <= self.cfg.fov_keep_max_size_m
+            return float(tr.angular_size_rad) * float(tr.range_m)
+        return self.cfg.size_of(tr.class_name)
 
     def _command(self, t_s, veh, pos, vel, tr, pip, rng) -> EngagementOutput:
         cfg = self.cfg
@@ -763,12 +779,17 @@ class EngagementMachine:
             v_max = cfg.max_speed_mps
             # field-of-view keeping only where the camera can see the target: farther out it only costs time
             fov_near = los_t is not None and self._keep_in_view(rng)
-            if self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) and fov_near:
+            reattack_out = self.state is State.REATTACK and self._reattack_from_standoff()
+            if (self.state in (State.TRACK, State.AWAIT_AUTHORIZATION) or reattack_out) and fov_near:
                 v_max = max(self._speed_band(los_t)[1], 5.0)
             v_sp, _ = laws.velocity_to_point(pos, vel, aim, v_max, cfg.speed_gain_per_s)
             v_close_max = math.inf  # closing speed along the LOS (relative, m/s)
-            if los_t is not None and (self.state in (State.AWAIT_AUTHORIZATION, State.TRACK)
-                                      or not self.authorized(t_s)):
+            if los_t is not None and reattack_out:
+                # re-attack: back out to the stand-off (negative closing inside it), braking onto it from either side
+                gap = rng - cfg.standoff_m
+                v_close_max = math.copysign(math.sqrt(cfg.max_accel_mps2 * abs(gap)), gap)
+            elif los_t is not None and (self.state in (State.AWAIT_AUTHORIZATION, State.TRACK)
+                                        or not self.authorized(t_s)):
                 # shadow: approach no closer than the stand-off (closing speed limited by braking distance)
                 v_close_max = math.sqrt(cfg.max_accel_mps2 * max(rng - cfg.standoff_m, 0.0))
             if los_t is not None and self.state is State.ACQUIRE and rng < cfg.acquire_slow_range_m:

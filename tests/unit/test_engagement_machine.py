@@ -246,6 +246,44 @@ def test_reattack_goes_terminal_as_soon_as_a_closing_track_is_back():
     assert w2.step(tracks=[w2.track()]).state is State.REATTACK
 
 
+# World.track's target is 2.5 m across (angular size x range)
+@pytest.mark.parametrize("max_size_m,from_standoff", [(math.inf, True), (3.0, True), (2.0, False), (0.0, False)])
+def test_reattack_from_standoff_backs_out_and_homes_again_from_there(max_size_m, from_standoff):
+    """reattack_standoff_max_size_m: after a pass the vehicle backs out to the stand-off, where the camera sees a
+    target up to that size as it did while shadowing, and homes again from there, closing or not. Larger targets
+    (size when homing began), or 0: it flies straight back at it and homes only on a closing track."""
+    w = World(cfg(max_reattacks=2, reattack_standoff_max_size_m=max_size_m))
+    w.to_terminal()
+    w.tgt, w.vel, w.tgt_vel = np.array([-10.0, 0.0, -100.0]), np.array([50.0, 0.0, 0.0]), np.zeros(3)
+    assert w.step(tracks=[w.track()]).state is State.REATTACK
+    # hovering 20 m short of the target, no camera track: back out (away from it), or fly at it
+    w.vel, w.tgt = np.zeros(3), np.array([20.0, 0.0, -100.0])
+    out = w.step(tracks=[])
+    assert out.state is State.REATTACK
+    along_los_mps2 = float(out.acc_cmd_ned_mps2[0])
+    assert along_los_mps2 < -5.0 if from_standoff else along_los_mps2 > 5.0
+    # at 100 m: approach, but no faster than lets us brake onto the stand-off
+    w.tgt = np.array([100.0, 0.0, -100.0])
+    w.vel = np.array([60.0, 0.0, 0.0])
+    out = w.step(tracks=[])
+    assert out.state is State.REATTACK
+    assert (float(out.acc_cmd_ned_mps2[0]) < -5.0) is from_standoff
+    # hovering at the stand-off with a fresh camera track: home again (from the stand-off only)
+    w.vel, w.tgt = np.zeros(3), np.array([60.0, 0.0, -100.0])
+    out = w.step(tracks=[w.track()])
+    if from_standoff:
+        assert out.state is State.TERMINAL and Reason.REATTACK_READY in out.reasons
+    else:
+        assert out.state is State.REATTACK
+    # a coasting track (the camera lost it this frame) is not enough
+    w2 = World(cfg(max_reattacks=2, reattack_standoff_max_size_m=max_size_m))
+    w2.to_terminal()
+    w2.tgt, w2.vel, w2.tgt_vel = np.array([-10.0, 0.0, -100.0]), np.array([50.0, 0.0, 0.0]), np.zeros(3)
+    assert w2.step(tracks=[w2.track()]).state is State.REATTACK
+    w2.vel, w2.tgt = np.zeros(3), np.array([60.0, 0.0, -100.0])
+    assert w2.step(tracks=[replace(w2.track(status=TrackStatus.COASTING), misses=2)]).state is State.REATTACK
+
+
 def test_link_loss_aborts():
     w = World()
     w.step()
