@@ -178,6 +178,10 @@ class EngagementConfig:
             raise EngagementError("cue_disagree_s must be finite and >= 0 (0 = off), cue_disagree_min_range_m >= 0")
         if not (self.control_lag_s >= 0.0 and math.isfinite(self.control_lag_s) and self.lag_max_nav_gain > 0.0):
             raise EngagementError("control_lag_s must be finite and >= 0, lag_max_nav_gain > 0")
+        if not (self.reattack_standoff_max_size_m >= 0.0 and 0.0 < self.reattack_ready_frac <= 1.0):
+            raise EngagementError(f"reattack_standoff_max_size_m must be >= 0 (0 = off, inf = always), got "
+                                  f"{self.reattack_standoff_max_size_m!r}, and 0 < reattack_ready_frac <= 1, got "
+                                  f"{self.reattack_ready_frac!r}")
         overlap = set(self.engageable_classes) & set(self.confuser_classes)
         if overlap:
             raise EngagementError(f"classes both engageable and confuser: {sorted(overlap)}")

@@ -469,6 +469,10 @@ def test_config_toml_and_errors(tmp_path):
         Zone("bad", ((0.0, 0.0), (1.0, 1.0)))
     with pytest.raises(EngagementError):
         EngagementConfig(engageable_classes=("bird",))
+    for bad in ({"reattack_standoff_max_size_m": -1.0}, {"reattack_standoff_max_size_m": math.nan},
+                {"reattack_ready_frac": 0.0}, {"reattack_ready_frac": 1.5}):
+        with pytest.raises(EngagementError, match="reattack"):
+            EngagementConfig(**bad)
 
 
 def test_point_in_polygon_and_watchdog():
