@@ -821,7 +821,8 @@ def summarize(results: list[dict], cc: CampaignConfig, wall_s: float) -> dict:
                       "camera_tilt_up_deg": cc.run.camera_tilt_up_deg if cc.perception == "truth" else None,
                       "operator_authorizes_cue": cc.run.operator_authorizes_cue if cc.perception == "truth" else None,
                       "min_detect_px": cc.run.min_detect_px if cc.perception == "truth" else None, "law": cc.law,
-                      "full_t_max_s": cc.full_t_max_s, "full_config_path": cc.full_config_path},
+                      "full_t_max_s": cc.full_t_max_s, "full_config_path": cc.full_config_path,
+                      "engagement_overrides": dict(cc.run.engagement_overrides)},
            "wall_s": round(wall_s, 1)}
     out.update(_stats(main))
     out["per_family"] = {f: _stats([r for r in main if r["family"] == f]) for f in cc.families}

@@ -5,6 +5,7 @@
     autonomy campaign --runs 140 --operator camera-track --out /tmp/ct   # the lockstep world's operator model
     autonomy campaign --runs 210 --operator camera-track --min-detect-px 8 --law augmented_pn --no-pure-pursuit
     autonomy campaign --perception full --runs 8 --workers 2 --seed 0 --out /tmp/full8
+    autonomy campaign --runs 1000 --engage reattack_standoff_max_size_m=1.4   # one engagement setting changed
 
 Writes DIR/summary.json (overall, per family, and PN vs pure pursuit on the crossing family), DIR/runs.json
 and plots (matplotlib optional). ``--perception full`` flies each run through the whole onboard pipeline
@@ -20,8 +21,11 @@ import argparse
 import json
 import sys
 import time
+import tomllib
+from dataclasses import fields, replace
 from pathlib import Path
 
+from autonomy.engagement import EngagementConfig, EngagementError
 from sitl.campaign import (
     SUMMARY_KEYS,
     CampaignConfig,
@@ -59,8 +63,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None,
                    help="full mode: companion TOML every run flies (default autonomy/runtime/configs/sitl.toml): "
                         "judge a configuration change on the same runs as the shipped one")
+    p.add_argument("--engage", action="append", default=[], metavar="KEY=VALUE",
+                   help="truth mode: an engagement setting every run flies instead of the campaign's, VALUE in TOML "
+                        "(repeatable; e.g. reattack_standoff_max_size_m=1.4): judge a setting on the same runs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _engagement_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
+    """``KEY=VALUE`` strings (VALUE in TOML) -> engagement config overrides, checked against the config's fields
+    and its own validation; ValueError names the bad item."""
+    known = {f.name for f in fields(EngagementConfig)} - {"geofence", "no_engage_zones", "law"}
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(f"{item!r}: want KEY=VALUE with KEY an engagement setting (not law: --law), e.g. "
+                             "reattack_standoff_max_size_m=1.4")
+        try:
+            out[key] = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{item!r}: the value is not TOML ({exc})") from None
+    try:
+        replace(EngagementConfig(), **out)
+    except (EngagementError, TypeError) as exc:
+        raise ValueError(f"{' '.join(items)}: {exc}") from None
+    return tuple(out.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +109,19 @@ def main(argv: list[str] | None = None) -> int:
     if a.min_detect_px is not None and (full or not a.min_detect_px > 0):
         print("autonomy campaign: --min-detect-px needs --perception truth and a positive value", file=sys.stderr)
         return 2
+    try:
+        overrides = _engagement_overrides(a.engage)
+    except ValueError as exc:
+        print(f"autonomy campaign: --engage {exc}", file=sys.stderr)
+        return 2
+    if overrides and full:
+        print("autonomy campaign: --engage needs --perception truth (full runs fly --config)", file=sys.stderr)
+        return 2
     cc = CampaignConfig(runs=a.runs, seed=a.seed, families=fams, perception=a.perception, workers=max(1, a.workers),
                         compare_pure_pursuit=not a.no_pure_pursuit and not full,
                         run=RunConfig(camera_tilt_up_deg=a.camera_tilt_deg, operator_authorizes_cue=a.operator == "cue",
-                                      min_detect_px=a.min_detect_px), full_t_max_s=a.t_max_s, law=a.law,
-                        full_config_path=a.config)
+                                      min_detect_px=a.min_detect_px, engagement_overrides=overrides),
+                        full_t_max_s=a.t_max_s, law=a.law, full_config_path=a.config)
     t0 = time.perf_counter()
     try:
         results = run_campaign(cc, progress=None if a.quiet else sys.stderr)

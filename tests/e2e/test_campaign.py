@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,19 @@ def test_thousand_run_truth_campaign(tmp_path):
     assert (pn["intercept_rate"], -pn["median_miss_distance_m"]) > (pp["intercept_rate"], -pp["median_miss_distance_m"])
     # the target; measured 0.992 (868/875, seed 0) with scheduled FOV keeping and the re-attack fixes
     assert s["intercept_rate"] >= 0.97
+
+
+def test_engage_overrides_an_engagement_setting_of_every_truth_run(tmp_path, capsys):
+    base = ["--runs", "2", "--families", "shahed_crossing", "--no-pure-pursuit", "--workers", "1", "--quiet"]
+    assert campaign_cli.main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert campaign_cli.main([*base, "--out", str(tmp_path / "b"), "--engage", "max_speed_mps = 5.0",
+                              "--engage", "reattack_standoff_max_size_m=inf"]) == 0
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("a", "b"))
+    assert a["config"]["engagement_overrides"] == {}
+    assert b["config"]["engagement_overrides"] == {"max_speed_mps": 5.0, "reattack_standoff_max_size_m": math.inf}
+    assert a["intercepts"] == 2 and b["intercepts"] == 0      # 5 m/s never catches a 50 m/s wing
+    for bad, why in ((["--engage", "speed=3"], "engagement setting"), (["--engage", "law=\"true_pn\""], "--law"),
+                     (["--engage", "max_speed_mps=[1"], "not TOML"), (["--engage", "max_speed_mps=-1"], "positive"),
+                     (["--perception", "full", "--engage", "max_speed_mps=9"], "--perception truth")):
+        assert campaign_cli.main([*base, "--out", str(tmp_path / "c"), *bad]) == 2
+        assert why in capsys.readouterr().err
