@@ -22,10 +22,9 @@ import json
 import sys
 import time
 import tomllib
-from dataclasses import fields, replace
 from pathlib import Path
 
-from autonomy.engagement import EngagementConfig, EngagementError
+from autonomy.engagement import EngagementError, engagement_config_from_dict
 from sitl.campaign import (
     SUMMARY_KEYS,
     CampaignConfig,
@@ -71,25 +70,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _engagement_overrides(items: list[str]) -> tuple[tuple[str, object], ...]:
-    """``KEY=VALUE`` strings (VALUE in TOML) -> engagement config overrides, checked against the config's fields
-    and its own validation; ValueError names the bad item."""
-    known = {f.name for f in fields(EngagementConfig)} - {"geofence", "no_engage_zones", "law"}
-    out: dict[str, object] = {}
+    """``KEY=VALUE`` strings (VALUE in TOML) -> engagement config overrides, read and checked as a companion TOML's
+    [engagement] section is (:func:`engagement_config_from_dict`); ValueError names the bad item. The guidance law
+    (``--law``), geofence and no-engage zones stay the scenario's."""
+    raw: dict[str, object] = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
-        if not sep or key not in known:
-            raise ValueError(f"{item!r}: want KEY=VALUE with KEY an engagement setting (not law: --law), e.g. "
-                             "reattack_standoff_max_size_m=1.4")
+        if not sep or not key or key in ("law", "geofence", "no_engage_zones"):
+            raise ValueError(f"{item!r}: want KEY=VALUE with KEY an engagement setting other than law (--law), "
+                             "geofence and no_engage_zones, e.g. reattack_standoff_max_size_m=1.4")
         try:
-            out[key] = tomllib.loads(f"v = {text.strip()}")["v"]
+            raw[key] = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{item!r}: the value is not TOML ({exc})") from None
     try:
-        replace(EngagementConfig(), **out)
-    except (EngagementError, TypeError) as exc:
-        raise ValueError(f"{' '.join(items)}: {exc}") from None
-    return tuple(out.items())
+        cfg = engagement_config_from_dict(raw, source=" ".join(items))
+    except EngagementError as exc:
+        raise ValueError(str(exc)) from None
+    return tuple((k, getattr(cfg, k)) for k in raw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -208,8 +208,9 @@ def test_engage_overrides_an_engagement_setting_of_every_truth_run(tmp_path, cap
     assert a["config"]["engagement_overrides"] == {}
     assert b["config"]["engagement_overrides"] == {"max_speed_mps": 5.0, "reattack_standoff_max_size_m": math.inf}
     assert a["intercepts"] == 2 and b["intercepts"] == 0      # 5 m/s never catches a 50 m/s wing
-    for bad, why in ((["--engage", "speed=3"], "engagement setting"), (["--engage", "law=\"true_pn\""], "--law"),
+    for bad, why in ((["--engage", "speed=3"], "unknown engagement keys"), (["--engage", "law=\"true_pn\""], "--law"),
                      (["--engage", "max_speed_mps=[1"], "not TOML"), (["--engage", "max_speed_mps=-1"], "positive"),
+                     (["--engage", "engageable_classes=[\"bird\"]"], "both engageable and confuser"),
                      (["--perception", "full", "--engage", "max_speed_mps=9"], "--perception truth")):
         assert campaign_cli.main([*base, "--out", str(tmp_path / "c"), *bad]) == 2
         assert why in capsys.readouterr().err
