@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.split import split_videos
+from models.split import DEFAULT_DATA_ROOT, split_videos
 
 EVAL_FLOOR = 0.05  # detections are collected down to this score so that AP sees the whole curve
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(Path(__file__).with_name("detector.onnx")))
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DEFAULT_DATA_ROOT))
     ap.add_argument("--every", type=int, default=1, help="evaluate every N-th frame")
     ap.add_argument("--max-frames", type=int, default=0, help="per clip (0 = all)")
     ap.add_argument("--threshold", type=float, default=0.4, help="operating score threshold for FP rates")

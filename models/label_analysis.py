@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.split import VALIDATION_VIDEOS, read_labels, split_videos
+from models.split import DEFAULT_DATA_ROOT, VALIDATION_VIDEOS, read_labels, split_videos
 
 
 def _iou(a, b) -> float:
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.label_analysis", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(Path(__file__).with_name("detector.onnx")))
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DEFAULT_DATA_ROOT))
     ap.add_argument("--every", type=int, default=3)
     ap.add_argument("--threshold", type=float, default=0.4)
     ap.add_argument("--workers", type=int, default=1)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from models.data import sky_crop_clips, sky_crops, svanstrom_root
+from models.split import DEFAULT_DATA_ROOT
 
 
 def top_drone_scores(model: str, images_rgb: np.ndarray) -> np.ndarray:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.sky_check", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True)
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DEFAULT_DATA_ROOT))
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threshold", type=float, default=0.4, help="the runtime's score threshold")

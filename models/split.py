@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SVANSTROM = "svanstrom_drone_detection_dataset"
+# the shared data folder beside the checkout (every models CLI's --data default)
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLASSES: tuple[str, ...] = ("drone", "bird", "airplane", "helicopter")
 _LABEL_TO_CLASS = {"DRONE": 0, "BIRD": 1, "AIRPLANE": 2, "HELICOPTER": 3}
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(description="write models/split.json from the split defined in models/split.py")
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(DEFAULT_DATA_ROOT))
     ap.add_argument("--out", default=str(Path(__file__).with_name("split.json")))
     args = ap.parse_args(argv)
     doc = split_document(Path(args.data))

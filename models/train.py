@@ -51,7 +51,7 @@ from models.arch import (
     load_onnx_weights,
 )
 from models.data import CANVAS_WH, load_training_set, sky_crop_clips, sky_crops
-from models.split import CLASSES
+from models.split import CLASSES, DEFAULT_DATA_ROOT
 
 
 def _pack_boxes(boxes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -319,7 +319,7 @@ def export_onnx(net: TinyCenterNet, path: Path, meta: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DEFAULT_DATA_ROOT))
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--minutes", type=float, default=0.0, help="stop early after this wall time (0 = no cap)")
