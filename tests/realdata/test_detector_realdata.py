@@ -123,3 +123,33 @@ def test_full_heldout_evaluation(shared_data, tmp_path):
     print(format_table(rep))
     assert rep["groups"]["ir/CLOSE+MEDIUM"]["AP50"] >= 0.6
     assert rep["groups"]["visible/CLOSE+MEDIUM"]["AP50"] >= 0.4
+
+
+def test_the_held_out_labels_are_looser_than_the_drones_they_box(shared_data):
+    """Why the model card reports AP with the centre rule beside AP50: on clear sky, where the pixel box is the
+    drone, a box of the drone's own extent overlaps its held-out visible close+medium label by IoU >= 0.5 in a
+    minority of frames, so AP50 >= 0.90 against these labels asks for the labels' loose, clip-dependent style."""
+    from models.label_analysis import drone_clip_jobs, measure_clip, tight_box_ceiling
+    from models.split import split_videos
+
+    _, held = split_videos(shared_data)
+    clips = [v for v in held if v.sensor == "visible" and v.distance_bin in ("CLOSE", "MEDIUM")]
+    jobs = drone_clip_jobs(shared_data, clips, 10, None)
+    assert len(jobs) == 8
+    ceiling = tight_box_ceiling([x for j in jobs for x in measure_clip(j)["tight_box_iou"]])["clear_sky"]
+    assert ceiling["n"] >= 100, ceiling
+    assert ceiling["ceiling_ap_iou05"] < 0.5, ceiling
+
+
+def test_short_heldout_evaluation_finds_the_drones_by_the_centre_rule(shared_data):
+    """Every 30th frame: the shipped model finds the held-out visible close+medium drones (centre inside the
+    label box) at a high AP on the drone clips; the confuser clips' false positives are what AP over all clips
+    adds."""
+    from models.evaluate import evaluate
+
+    rep = evaluate(str(DEFAULT_MODEL_PATH), shared_data, every=30, sensors=("visible",), include_seq18=False,
+                   match="centre")
+    g = rep["groups"]["visible/CLOSE+MEDIUM"]
+    assert rep["match"] == "centre" and rep["iou"] is None
+    assert g["AP50_drone_clips"] >= 0.85, g
+    assert g["AP50"] < g["AP50_drone_clips"], g
