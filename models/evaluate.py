@@ -30,6 +30,12 @@ import numpy as np
 from models.split import DEFAULT_DATA_ROOT, split_videos
 
 EVAL_FLOOR = 0.05  # detections are collected down to this score so that AP sees the whole curve
+MATCH_RULES = ("iou", "centre")  # how a detection hits a label (see _match)
+
+
+def _check_match(match: str) -> None:
+    if match not in MATCH_RULES:
+        raise ValueError(f"match must be one of {MATCH_RULES}, got {match!r}")
 
 
 def _affinity(dets_xyxy: np.ndarray, gt: np.ndarray, match: str) -> np.ndarray:
@@ -37,10 +43,9 @@ def _affinity(dets_xyxy: np.ndarray, gt: np.ndarray, match: str) -> np.ndarray:
     label diagonals) where the detection's centre lies inside the label box and 0 elsewhere."""
     from autonomy.perception.decode import iou_matrix
 
+    _check_match(match)
     if match == "iou":
         return iou_matrix(dets_xyxy, gt)
-    if match != "centre":
-        raise ValueError(f"match must be 'iou' or 'centre', got {match!r}")
     d = np.asarray(dets_xyxy, np.float64).reshape(-1, 4)
     g = np.asarray(gt, np.float64).reshape(-1, 4)
     cx, cy = 0.5 * (d[:, 0] + d[:, 2]), 0.5 * (d[:, 1] + d[:, 3])
@@ -205,7 +210,7 @@ def build_jobs(data_root: Path, model: str, every: int, threshold: float, iou_th
 def evaluate(model: str, data_root: Path, every: int = 1, threshold: float = 0.4, iou_thr: float = 0.5,
              max_frames: int = 0, workers: int = 1, sensors: tuple[str, ...] = ("visible", "ir"),
              include_seq18: bool = True, split: str = "heldout", match: str = "iou") -> dict:
-    _affinity(np.zeros((0, 4)), np.zeros((0, 4)), match)  # refuse an unknown criterion before any work
+    _check_match(match)  # before any work
     jobs, meta = build_jobs(data_root, model, every, threshold, iou_thr, max_frames, sensors, include_seq18, split,
                             match)
     if workers > 1:
@@ -241,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=0, help="per clip (0 = all)")
     ap.add_argument("--threshold", type=float, default=0.4, help="operating score threshold for FP rates")
     ap.add_argument("--iou", type=float, default=0.5)
-    ap.add_argument("--match", default="iou", choices=("iou", "centre"),
+    ap.add_argument("--match", default="iou", choices=MATCH_RULES,
                     help="iou: a hit overlaps a label by --iou (AP50 at 0.5, the issue's metric); centre: a hit's "
                          "centre lies inside the label box (finding the object, whatever the box size; the AP50 "
                          "column is then that AP)")

@@ -35,6 +35,12 @@ def _iou(a, b) -> float:
     return inter / ua if ua > 0 else 0.0
 
 
+def _median_spread(v: np.ndarray) -> tuple[float, float]:
+    """Median and robust spread (1.4826 x median absolute deviation) of grey levels."""
+    med = float(np.median(v))
+    return med, float(np.median(np.abs(v - med))) * 1.4826
+
+
 def _window(gray: np.ndarray, boxes) -> tuple[np.ndarray, int, int] | None:
     """The grey window (float32) around the union of ``boxes`` with a margin of half its larger side (>= 6 px),
     and its top-left corner; None when it is under 8 px."""
@@ -62,7 +68,7 @@ def background_spread(gray: np.ndarray, gt) -> float | None:
     bg = win[outside]
     if bg.size < 16:
         return None
-    return float(np.median(np.abs(bg - np.median(bg)))) * 1.4826
+    return _median_spread(bg)[1]
 
 
 def pixel_box(gray: np.ndarray, gt, det=None) -> tuple[float, float, float, float] | None:
@@ -72,8 +78,7 @@ def pixel_box(gray: np.ndarray, gt, det=None) -> tuple[float, float, float, floa
         return None
     win, X0, Y0 = got
     ring = np.concatenate([win[:3].ravel(), win[-3:].ravel(), win[:, :3].ravel(), win[:, -3:].ravel()])
-    bg = float(np.median(ring))
-    mad = float(np.median(np.abs(ring - bg))) * 1.4826
+    bg, mad = _median_spread(ring)
     mask = (np.abs(win - bg) > max(12.0, 5.0 * mad)).astype(np.uint8)
     n, lab, stats, cent = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
